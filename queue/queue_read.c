@@ -1,0 +1,203 @@
+/*
+ * queue_read.c - read-only snapshots: messages, recipients, body chunks,
+ * the due index.  A snapshot pins old pages, so callers keep it short.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "queue_int.h"
+#include "queue_codec.h"
+
+struct queue_read {
+	struct queue *q;
+	MDB_txn *txn;
+};
+
+int queue_read_begin(struct queue *q, struct queue_read **rp)
+{
+	struct queue_read *r = calloc(1, sizeof(*r));
+	if (!r)
+		return QUEUE_ENOMEM;
+	int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &r->txn);
+	if (rc) {
+		free(r);
+		return queue__err(rc);
+	}
+	r->q = q;
+	*rp = r;
+	return 0;
+}
+
+void queue_read_end(struct queue_read *r)
+{
+	if (!r)
+		return;
+	mdb_txn_abort(r->txn);
+	free(r);
+}
+
+/* Load the recipients of m (whose nrcpt is set) from the rcpt DBI. */
+static int load_rcpts(struct queue *q, MDB_txn *txn, struct queue_msg *m)
+{
+	if (m->nrcpt == 0 || m->nrcpt > (1u << 20))
+		return m->nrcpt ? QUEUE_ECORRUPT : 0;
+	m->rcpt = calloc(m->nrcpt, sizeof(*m->rcpt));
+	if (!m->rcpt)
+		return QUEUE_ENOMEM;
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		uint8_t key[QUEUE_RCPT_KEY_LEN];
+		queue__rcpt_key(key, m->id.s, i);
+		MDB_val k = { sizeof(key), key }, v;
+		int rc = mdb_get(txn, q->rcpt, &k, &v);
+		if (rc)
+			return rc == MDB_NOTFOUND ? QUEUE_ECORRUPT : queue__err(rc);
+		if ((rc = queue__rcpt_decode(v.mv_data, v.mv_size, &m->rcpt[i])))
+			return rc;
+	}
+	return 0;
+}
+
+/* Load message id (envelope and recipients) within txn. */
+int queue__load_msg(struct queue *q, MDB_txn *txn, const char *id,
+		    struct queue_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (!queue_id_valid(id))
+		return QUEUE_EINVAL;
+	MDB_val k = { QUEUE_ID_LEN, (void *)id }, v;
+	int rc = mdb_get(txn, q->msg, &k, &v);
+	if (rc)
+		return queue__err(rc);
+	if ((rc = queue__msg_decode(v.mv_data, v.mv_size, m)))
+		return rc;
+	memcpy(m->id.s, id, QUEUE_ID_LEN + 1);
+	if ((rc = load_rcpts(q, txn, m)))
+		queue_msg_clear(m);
+	return rc;
+}
+
+int queue_msg_get(struct queue_read *r, const char *id, struct queue_msg *m)
+{
+	return queue__load_msg(r->q, r->txn, id, m);
+}
+
+int queue_msg_iter(struct queue_read *r, const char *after,
+		   queue_iter_fn *fn, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(r->txn, r->q->msg, &c);
+	if (rc)
+		return queue__err(rc);
+	if (after) {
+		k.mv_size = strlen(after);
+		k.mv_data = (void *)after;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == strlen(after) &&
+		    memcmp(k.mv_data, after, k.mv_size) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	int ret = 0;
+	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct queue_msg m;
+		if (k.mv_size != QUEUE_ID_LEN) {
+			ret = QUEUE_ECORRUPT;
+			break;
+		}
+		char id[QUEUE_ID_LEN + 1];
+		memcpy(id, k.mv_data, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = 0;
+		if ((ret = queue__load_msg(r->q, r->txn, id, &m)))
+			break;
+		ret = fn(&m, arg);
+		queue_msg_clear(&m);
+		if (ret)
+			break;
+	}
+	if (rc && rc != MDB_NOTFOUND && !ret)
+		ret = queue__err(rc);
+	mdb_cursor_close(c);
+	return ret;
+}
+
+int queue_body_chunk(struct queue_read *r, const char *id, uint32_t idx,
+		     const void **data, size_t *len)
+{
+	uint8_t key[QUEUE_RCPT_KEY_LEN];
+	if (!queue_id_valid(id))
+		return QUEUE_EINVAL;
+	queue__rcpt_key(key, id, idx);
+	MDB_val k = { sizeof(key), key }, v;
+	int rc = mdb_get(r->txn, r->q->body, &k, &v);
+	if (rc)
+		return queue__err(rc);
+	const uint8_t *p = v.mv_data;
+	if (v.mv_size < 1 || p[0] != QUEUE_RECORD_VERSION)
+		return QUEUE_ECORRUPT;
+	*data = p + 1;
+	*len = v.mv_size - 1;
+	return 0;
+}
+
+int queue_count(struct queue_read *r, uint64_t *n)
+{
+	MDB_stat st;
+	int rc = mdb_stat(r->txn, r->q->msg, &st);
+	if (rc)
+		return queue__err(rc);
+	*n = st.ms_entries;
+	return 0;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Decode a due key; -1 when damaged. */
+static int due_decode(const MDB_val *k, struct queue_due *d)
+{
+	const uint8_t *p = k->mv_data;
+	if (k->mv_size != QUEUE_DUE_KEY_LEN)
+		return -1;
+	d->when = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+	memcpy(d->id.s, p + 8, QUEUE_ID_LEN);
+	d->id.s[QUEUE_ID_LEN] = 0;
+	d->rcpt = get_be32(p + 8 + QUEUE_ID_LEN);
+	return 0;
+}
+
+int queue_due_next(struct queue_read *r, int64_t until, struct queue_due *out,
+		   size_t max, size_t *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	*n = 0;
+	int rc = mdb_cursor_open(r->txn, r->q->due, &c);
+	if (rc)
+		return queue__err(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && *n < max;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct queue_due d;
+		if (due_decode(&k, &d)) {
+			mdb_cursor_close(c);
+			return QUEUE_ECORRUPT;
+		}
+		if (d.when > until)
+			break;
+		out[(*n)++] = d;
+	}
+	mdb_cursor_close(c);
+	return rc && rc != MDB_NOTFOUND ? queue__err(rc) : 0;
+}
+
+int queue_due_first(struct queue_read *r, struct queue_due *out)
+{
+	size_t n;
+	int rc = queue_due_next(r, INT64_MAX, out, 1, &n);
+	if (rc)
+		return rc;
+	return n ? 0 : QUEUE_ENOENT;
+}

@@ -1,0 +1,192 @@
+/*
+ * queue_writer.c - group commit.
+ *
+ * LMDB allows one writer, and a durable commit costs an fsync whatever it
+ * holds, so one thread takes every op queued since its last commit, applies
+ * them all in one transaction and commits once.  While it commits, new ops
+ * pile up for the next batch: under load the batch grows and the fsync
+ * cost is shared.  Completions go back to the loop thread through a
+ * uv_async_t; callers never block.
+ *
+ * If a batch fails (map full, disk full, I/O error) it is aborted and its
+ * ops are retried one transaction each, so one oversized message cannot
+ * fail its neighbours.  No network I/O ever happens in here.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "queue_int.h"
+
+struct queue_writer {
+	struct queue *q;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct queue_op *pend, **pend_tail;   /* waiting for a batch */
+	struct queue_op *done, **done_tail;   /* committed, not yet reported */
+	int stopping;
+	uv_async_t *async;                    /* freed in its close callback */
+	struct queue_writer_stats stats;
+};
+
+static void append(struct queue_op ***tail, struct queue_op *list)
+{
+	**tail = list;
+	while (**tail)
+		*tail = &(**tail)->next;
+}
+
+/* Apply and commit a batch; 0 or an LMDB/errno code. */
+static int run_batch(struct queue *q, struct queue_op *batch)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+	if (rc)
+		return rc;
+	for (struct queue_op *op = batch; op; op = op->next) {
+		if ((rc = queue__op_apply(q, txn, op))) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+	}
+	return mdb_txn_commit(txn);
+}
+
+static void *writer_main(void *arg)
+{
+	struct queue_writer *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->pend && !w->stopping)
+			pthread_cond_wait(&w->cv, &w->mu);
+		struct queue_op *batch = w->pend;
+		w->pend = NULL;
+		w->pend_tail = &w->pend;
+		int stop = w->stopping && !batch;
+		pthread_mutex_unlock(&w->mu);
+		if (stop)
+			break;
+
+		uint64_t n = 0;
+		for (struct queue_op *op = batch; op; op = op->next)
+			n++;
+		if (run_batch(w->q, batch) != 0) {
+			/* Isolate the culprit: one transaction per op. */
+			for (struct queue_op *op = batch; op; op = op->next) {
+				struct queue_op *next = op->next;
+				op->next = NULL;
+				queue_sync_run(w->q, op);
+				op->next = next;
+			}
+		}
+		pthread_mutex_lock(&w->mu);
+		append(&w->done_tail, batch);
+		w->stats.batches++;
+		w->stats.ops += n;
+		pthread_mutex_unlock(&w->mu);
+		uv_async_send(w->async);
+	}
+	return NULL;
+}
+
+/* Deliver completions on the loop thread. */
+static void report_done(struct queue_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	struct queue_op *list = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	pthread_mutex_unlock(&w->mu);
+	while (list) {
+		struct queue_op *next = list->next;
+		if (list->done)
+			list->done(list->arg, list->status, list);
+		queue_op_free(list);
+		list = next;
+	}
+}
+
+static void on_async(uv_async_t *h)
+{
+	report_done(h->data);
+}
+
+int queue_writer_start(struct queue *q, uv_loop_t *loop)
+{
+	if (q->writer || (q->flags & QUEUE_OPEN_RDONLY))
+		return QUEUE_EINVAL;
+	struct queue_writer *w = calloc(1, sizeof(*w));
+	if (!w || !(w->async = calloc(1, sizeof(*w->async)))) {
+		free(w);
+		return QUEUE_ENOMEM;
+	}
+	w->q = q;
+	w->pend_tail = &w->pend;
+	w->done_tail = &w->done;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (uv_async_init(loop, w->async, on_async)) {
+		free(w->async);
+		free(w);
+		return QUEUE_EIO;
+	}
+	w->async->data = w;
+	if (pthread_create(&w->thread, NULL, writer_main, w)) {
+		uv_close((uv_handle_t *)w->async, (uv_close_cb)free);
+		free(w);
+		return QUEUE_EIO;
+	}
+	q->writer = w;
+	return 0;
+}
+
+int queue_writer_submit(struct queue *q, struct queue_op *op,
+			queue_done_fn *done, void *arg)
+{
+	struct queue_writer *w = q->writer;
+	if (!op)
+		return QUEUE_ENOMEM;
+	if (!w || w->stopping) {
+		queue_op_free(op);
+		return QUEUE_ESTOPPED;
+	}
+	op->done = done;
+	op->arg = arg;
+	op->next = NULL;
+	pthread_mutex_lock(&w->mu);
+	*w->pend_tail = op;
+	w->pend_tail = &op->next;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+void queue_writer_stop(struct queue *q)
+{
+	struct queue_writer *w = q->writer;
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stopping = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	/* The thread drains every pending op before it exits, so this wait
+	 * is bounded by one last commit. */
+	pthread_join(w->thread, NULL);
+	report_done(w);
+	uv_close((uv_handle_t *)w->async, (uv_close_cb)free);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	q->writer = NULL;
+	free(w);
+}
+
+void queue_writer_stats(struct queue *q, struct queue_writer_stats *st)
+{
+	struct queue_writer *w = q->writer;
+	memset(st, 0, sizeof(*st));
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	*st = w->stats;
+	pthread_mutex_unlock(&w->mu);
+}

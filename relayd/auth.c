@@ -1,0 +1,449 @@
+/*
+ * auth.c - credentials, sender ownership and the AUTH throttle (auth.h).
+ */
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include "auth.h"
+
+#define LINE_MAX_LEN 4096
+
+struct auth_user {
+	char *name;
+	char *hash;
+	char **senders;          /* sender_login_map entries, or NULL */
+	size_t nsenders;
+	int in_map;
+};
+
+struct auth_db {
+	atomic_int refs;
+	struct auth_user *users;
+	size_t n;
+	int have_map;
+	char *dummy;             /* hash checked for unknown users */
+	/* Map entries for users not in the passwd file are kept too, so a
+	 * later passwd change needs no map reload. */
+	struct auth_user *extra;
+	size_t nextra;
+};
+
+static void user_free(struct auth_user *u)
+{
+	free(u->name);
+	free(u->hash);
+	for (size_t i = 0; i < u->nsenders; i++)
+		free(u->senders[i]);
+	free(u->senders);
+}
+
+void auth_db_ref(struct auth_db *db)
+{
+	if (db)
+		atomic_fetch_add(&db->refs, 1);
+}
+
+void auth_db_unref(struct auth_db *db)
+{
+	if (!db || atomic_fetch_sub(&db->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < db->n; i++)
+		user_free(&db->users[i]);
+	for (size_t i = 0; i < db->nextra; i++)
+		user_free(&db->extra[i]);
+	free(db->users);
+	free(db->extra);
+	free(db->dummy);
+	free(db);
+}
+
+size_t auth_db_users(const struct auth_db *db)
+{
+	return db->n;
+}
+
+int auth_db_has_sender_map(const struct auth_db *db)
+{
+	return db->have_map;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = 0;
+	return s;
+}
+
+/* Read lines of path; fn returns 0 or -1 (with err set).  Comments (#)
+ * and blank lines skipped. */
+static int each_line(const char *path, int (*fn)(struct auth_db *, char *, const char *, int, char *, size_t),
+		     struct auth_db *db, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[LINE_MAX_LEN];
+	int lineno = 0, rc = 0;
+	while (!rc && fgets(line, sizeof(line), f)) {
+		lineno++;
+		size_t n = strlen(line);
+		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			rc = -1;
+			break;
+		}
+		char *t = trim(line);
+		if (!*t || *t == '#')
+			continue;
+		rc = fn(db, t, path, lineno, err, errlen);
+	}
+	fclose(f);
+	return rc;
+}
+
+static struct auth_user *find(struct auth_user *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return &v[i];
+	return NULL;
+}
+
+static int users_line(struct auth_db *db, char *line, const char *path,
+		      int lineno, char *err, size_t errlen)
+{
+	char *colon = strchr(line, ':');
+	if (!colon || colon == line || !colon[1]) {
+		snprintf(err, errlen, "%s:%d: expected user:hash", path, lineno);
+		return -1;
+	}
+	*colon = 0;
+	char *name = trim(line), *hash = trim(colon + 1);
+	/* A hash crypt_r cannot use would fail every login silently. */
+	if (hash[0] != '$' || strchr(hash, ':') || strchr(hash, ' ')) {
+		snprintf(err, errlen, "%s:%d: %s: not a crypt(3) hash (make one with mkpasswd)",
+			 path, lineno, name);
+		return -1;
+	}
+	if (find(db->users, db->n, name)) {
+		snprintf(err, errlen, "%s:%d: duplicate user %s", path, lineno, name);
+		return -1;
+	}
+	struct auth_user *nu = realloc(db->users, (db->n + 1) * sizeof(*nu));
+	if (!nu)
+		goto oom;
+	db->users = nu;
+	memset(&nu[db->n], 0, sizeof(*nu));
+	nu[db->n].name = strdup(name);
+	nu[db->n].hash = strdup(hash);
+	db->n++;
+	if (!nu[db->n - 1].name || !nu[db->n - 1].hash)
+		goto oom;
+	return 0;
+oom:
+	snprintf(err, errlen, "%s:%d: out of memory", path, lineno);
+	return -1;
+}
+
+static int map_line(struct auth_db *db, char *line, const char *path,
+		    int lineno, char *err, size_t errlen)
+{
+	char *colon = strchr(line, ':');
+	if (!colon || colon == line) {
+		snprintf(err, errlen, "%s:%d: expected \"user: address, @domain\"", path, lineno);
+		return -1;
+	}
+	*colon = 0;
+	char *name = trim(line);
+	struct auth_user *u = find(db->users, db->n, name);
+	if (!u)
+		u = find(db->extra, db->nextra, name);
+	if (!u) {
+		struct auth_user *ne = realloc(db->extra, (db->nextra + 1) * sizeof(*ne));
+		if (!ne)
+			goto oom;
+		db->extra = ne;
+		u = &ne[db->nextra++];
+		memset(u, 0, sizeof(*u));
+		if (!(u->name = strdup(name)))
+			goto oom;
+	}
+	u->in_map = 1;
+	char *save, *tok = strtok_r(colon + 1, ", \t", &save);
+	for (; tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (!strchr(tok, '@')) {
+			snprintf(err, errlen, "%s:%d: %s: expected address or @domain", path,
+				 lineno, tok);
+			return -1;
+		}
+		char **ns = realloc(u->senders, (u->nsenders + 1) * sizeof(*ns));
+		if (!ns)
+			goto oom;
+		u->senders = ns;
+		if (!(ns[u->nsenders] = strdup(tok)))
+			goto oom;
+		u->nsenders++;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "%s:%d: out of memory", path, lineno);
+	return -1;
+}
+
+/* A dummy of the same method and cost as the first user's hash, so an
+ * unknown user costs what a known one does. */
+static int make_dummy(struct auth_db *db)
+{
+	const char *prefix = db->n ? db->users[0].hash : "$y$j9T$";
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	/* Reuse the setting part of the first hash: everything before the
+	 * final '$'. */
+	const char *last = strrchr(prefix, '$');
+	size_t n = last ? (size_t)(last - prefix) + 1 : 0;
+	if (n == 0 || n >= sizeof(setting))
+		return -1;
+	memcpy(setting, prefix, n);
+	setting[n] = 0;
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	if (!cd)
+		return -1;
+	const char *h = crypt_r("relayd-dummy-password", setting, cd);
+	if (h && h[0] == '$')
+		db->dummy = strdup(h);
+	free(cd);
+	return db->dummy ? 0 : -1;
+}
+
+int auth_db_load(struct auth_db **out, const char *users_file,
+		 const char *sender_map_file, char *err, size_t errlen)
+{
+	struct auth_db *db = calloc(1, sizeof(*db));
+	*out = NULL;
+	if (!db) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	atomic_init(&db->refs, 1);
+	if (each_line(users_file, users_line, db, err, errlen))
+		goto fail;
+	if (sender_map_file && *sender_map_file) {
+		db->have_map = 1;
+		if (each_line(sender_map_file, map_line, db, err, errlen))
+			goto fail;
+	}
+	if (db->n && make_dummy(db)) {
+		snprintf(err, errlen, "%s: %s: hash method not supported by libcrypt",
+			 users_file, db->users[0].name);
+		goto fail;
+	}
+	*out = db;
+	return 0;
+fail:
+	auth_db_unref(db);
+	return -1;
+}
+
+int auth_check(const struct auth_db *db, const char *user, const char *pass)
+{
+	const struct auth_user *u = find(db->users, db->n, user);
+	const char *hash = u ? u->hash : db->dummy;
+	if (!hash)
+		return 0;
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	if (!cd)
+		return 0;
+	const char *h = crypt_r(pass, hash, cd);
+	size_t hl = strlen(hash);
+	int ok = h && strlen(h) == hl && CRYPTO_memcmp(h, hash, hl) == 0 && u != NULL;
+	OPENSSL_cleanse(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
+
+int auth_sender_allowed(const struct auth_db *db, const char *user,
+			const char *sender)
+{
+	if (!db->have_map || !*sender)
+		return 1;
+	const struct auth_user *u = find(db->users, db->n, user);
+	if (!u || !u->in_map)
+		u = find(db->extra, db->nextra, user);
+	if (!u || !u->in_map)
+		return 0;
+	const char *at = strrchr(sender, '@');
+	for (size_t i = 0; i < u->nsenders; i++) {
+		const char *e = u->senders[i];
+		if (e[0] == '@' ? at && strcasecmp(at + 1, e + 1) == 0
+				: strcasecmp(sender, e) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- verification on the thread pool ---- */
+
+struct verify_req {
+	uv_work_t work;
+	struct auth_db *db;
+	char *user, *pass;
+	int ok;
+	auth_verify_cb *cb;
+	void *arg;
+};
+
+static void verify_work(uv_work_t *w)
+{
+	struct verify_req *r = w->data;
+	r->ok = auth_check(r->db, r->user, r->pass);
+}
+
+static void verify_done(uv_work_t *w, int status)
+{
+	struct verify_req *r = w->data;
+	r->cb(r->arg, status == 0 && r->ok);
+	OPENSSL_cleanse(r->pass, strlen(r->pass));
+	free(r->pass);
+	free(r->user);
+	auth_db_unref(r->db);
+	free(r);
+}
+
+int auth_verify(uv_loop_t *loop, struct auth_db *db, const char *user,
+		const char *pass, auth_verify_cb *cb, void *arg)
+{
+	struct verify_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->user = strdup(user);
+	r->pass = strdup(pass);
+	r->cb = cb;
+	r->arg = arg;
+	r->db = db;
+	r->work.data = r;
+	if (!r->user || !r->pass) {
+		free(r->user);
+		free(r->pass);
+		free(r);
+		return -1;
+	}
+	auth_db_ref(db);
+	if (uv_queue_work(loop, &r->work, verify_work, verify_done)) {
+		auth_db_unref(db);
+		free(r->user);
+		free(r->pass);
+		free(r);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- throttle ---- */
+
+#define TH_BUCKETS 1024
+#define TH_MAX_ENTRIES 100000   /* bounded memory under a distributed attack */
+
+struct th_entry {
+	struct th_entry *next;
+	unsigned char key[16];
+	unsigned failures;
+	time_t last;
+	time_t blocked_until;
+};
+
+struct auth_throttle {
+	struct th_entry *b[TH_BUCKETS];
+	size_t n;
+};
+
+struct auth_throttle *auth_throttle_new(void)
+{
+	return calloc(1, sizeof(struct auth_throttle));
+}
+
+void auth_throttle_free(struct auth_throttle *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < TH_BUCKETS; i++)
+		while (t->b[i]) {
+			struct th_entry *e = t->b[i];
+			t->b[i] = e->next;
+			free(e);
+		}
+	free(t);
+}
+
+/* The entry for key, dropping expired entries of its bucket on the way. */
+static struct th_entry **th_find(struct auth_throttle *t,
+				 const unsigned char key[16], time_t now)
+{
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	struct th_entry **pp = &t->b[h % TH_BUCKETS];
+	while (*pp) {
+		struct th_entry *e = *pp;
+		if (now - e->last > AUTH_FAIL_WINDOW && now >= e->blocked_until) {
+			*pp = e->next;
+			free(e);
+			t->n--;
+			continue;
+		}
+		if (memcmp(e->key, key, 16) == 0)
+			return pp;
+		pp = &e->next;
+	}
+	return pp;
+}
+
+long auth_throttle_fail(struct auth_throttle *t, const unsigned char key[16],
+			time_t now)
+{
+	struct th_entry **pp = th_find(t, key, now);
+	if (!*pp) {
+		if (t->n >= TH_MAX_ENTRIES || !(*pp = calloc(1, sizeof(**pp))))
+			return 1000;     /* untracked: still slow the client */
+		memcpy((*pp)->key, key, 16);
+		t->n++;
+	}
+	struct th_entry *e = *pp;
+	e->failures++;
+	e->last = now;
+	if (e->failures >= AUTH_FAIL_LIMIT) {
+		e->blocked_until = now + AUTH_BLOCK_TIME;
+		return -1;
+	}
+	/* 100 ms more per failure, up to 2 s. */
+	long ms = 100L * (long)e->failures;
+	return ms > 2000 ? 2000 : ms;
+}
+
+int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
+			  time_t now)
+{
+	struct th_entry **pp = th_find(t, key, now);
+	return *pp && now < (*pp)->blocked_until;
+}
+
+void auth_throttle_ok(struct auth_throttle *t, const unsigned char key[16])
+{
+	struct th_entry **pp = th_find(t, key, time(NULL));
+	if (*pp) {
+		struct th_entry *e = *pp;
+		*pp = e->next;
+		free(e);
+		t->n--;
+	}
+}

@@ -1,0 +1,30 @@
+/*
+ * daemon.h - the daemon's context: the one place that owns the loop, the
+ * configuration, the queue and the services built on them.
+ */
+#ifndef RELAYD_DAEMON_H
+#define RELAYD_DAEMON_H
+
+#include <uv.h>
+#include "config.h"
+#include "queue.h"
+
+struct smtp_server;
+
+struct daemon {
+	uv_loop_t *loop;
+	struct config *cfg;          /* current configuration (owned) */
+	struct queue *queue;
+	struct smtp_server *smtpd;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	int stopping;
+	const char *config_path;
+	unsigned log_flags;
+};
+
+/* Open the queue, start the services; 0 or -1 (logged). */
+int daemon_start(struct daemon *d);
+/* Run the loop until a graceful stop completes; returns the exit code. */
+int daemon_run(struct daemon *d);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * smtp_server.h - the SMTP listeners: ports 25 (smtp_listen), 587
+ * (submission_listen) and 465 (submissions_listen, implicit TLS); accepts
+ * connections, enforces client_connection_limit, owns the sessions and
+ * stops them gracefully.
+ */
+#ifndef RELAYD_SMTP_SERVER_H
+#define RELAYD_SMTP_SERVER_H
+
+#include <uv.h>
+#include "config.h"
+#include "queue.h"
+
+enum smtp_listener_kind {
+	SMTP_PORT_SMTP,          /* relay for trusted networks (and AUTH) */
+	SMTP_PORT_SUBMISSION,    /* STARTTLS + AUTH required */
+	SMTP_PORT_SUBMISSIONS,   /* implicit TLS + AUTH required */
+};
+
+struct smtp_server;
+struct tls_ctx;
+struct auth_db;
+
+/* Bind every configured listener (as root, before privileges drop).
+ * 0, or -1 with the reason logged. */
+int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
+		    struct config *cfg, struct queue *q);
+/* The queue is opened after privileges drop, so it arrives late. */
+void smtp_server_set_queue(struct smtp_server *s, struct queue *q);
+/* Start accepting. */
+int smtp_server_start(struct smtp_server *s);
+/* Swap in reloaded credentials (NULL keeps the current ones); sessions
+ * in progress keep what they started with. */
+void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx);
+void smtp_server_set_auth(struct smtp_server *s, struct auth_db *db);
+/* Graceful stop: close listeners, end idle sessions with 421, let those in
+ * DATA finish; done() runs once every session is gone. */
+void smtp_server_stop(struct smtp_server *s, void (*done)(void *), void *arg);
+void smtp_server_free(struct smtp_server *s);
+
+/* Counters for status. */
+struct smtp_server_stats {
+	unsigned long sessions;          /* open now */
+	unsigned long long accepted;     /* connections accepted */
+	unsigned long long messages;     /* messages queued */
+};
+void smtp_server_stats(const struct smtp_server *s, struct smtp_server_stats *st);
+
+#endif

@@ -1,0 +1,569 @@
+/*
+ * smtp_session.c - the SMTP server session: reading command lines,
+ * dispatching them through a table, the envelope commands (HELO, EHLO,
+ * MAIL, RCPT, RSET, NOOP, VRFY, HELP, QUIT), relay policy, timeouts and
+ * the error limit.  DATA/BDAT live in smtp_receive.c, STARTTLS and AUTH in
+ * smtp_auth.c.
+ *
+ * Replies to pipelined commands (RFC 2920) are produced in order into the
+ * connection's output buffer and written once all buffered input has been
+ * processed.  The session pauses reading while it waits for a commit or
+ * a password check, and resumes with whatever the client sent meanwhile.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "conn.h"
+#include "log.h"
+#include "maillog.h"
+#include "smtp_session_int.h"
+
+static const char *const count_names[C_COUNT] = {
+	"helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat",
+	"rset", "noop", "vrfy", "help", "quit", "unknown",
+};
+
+void smtp_count(struct smtp_session *s, enum smtp_count c, int ok)
+{
+	s->total[c]++;
+	if (ok)
+		s->ok[c]++;
+}
+
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	conn_write(s->conn, buf, (size_t)n);
+	/* 4xx/5xx count towards the error limit (Postfix's
+	 * smtpd_hard_error_limit); 421 closes anyway. */
+	if ((buf[0] == '4' || buf[0] == '5') && strncmp(buf, "421", 3) != 0 &&
+	    ++s->errors >= SMTP_ERROR_LIMIT && s->state != SS_DONE) {
+		conn_write(s->conn, "421 4.7.0 Error: too many errors\r\n", 34);
+		log_info(LOG_SVC_SMTPD, "too many errors from %s[%s]",
+			 s->client_name, s->client_addr);
+		s->quitting = 1;
+	}
+}
+
+/* ---- life cycle ---- */
+
+void smtp_txn_reset(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	if (!t)
+		return;
+	for (uint32_t i = 0; i < t->nrcpt; i++) {
+		free(t->rcpt[i].addr);
+		free(t->rcpt[i].orcpt);
+	}
+	free(t->rcpt);
+	queue_spool_free(t->spool);
+	free(t);
+	s->txn = NULL;
+}
+
+static void log_disconnect(struct smtp_session *s)
+{
+	struct maillog_cmd_count c[C_COUNT];
+	for (int i = 0; i < C_COUNT; i++) {
+		c[i].name = count_names[i];
+		c[i].ok = s->ok[i];
+		c[i].total = s->total[i];
+	}
+	maillog_disconnect(s->client_name, s->client_addr, c, C_COUNT);
+}
+
+void smtp_session_unref(struct smtp_session *s)
+{
+	if (--s->refs > 0)
+		return;
+	log_disconnect(s);
+	smtp_txn_reset(s);
+	smtp_auth_free(s);
+	free(s->helo);
+	free(s->auth_user);
+	s->env->session_ended(s->env->srv, s);
+	free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	smtp_session_unref(h->data);
+}
+
+static void on_conn_closed(void *arg)
+{
+	struct smtp_session *s = arg;
+	s->conn = NULL;
+	if (s->state != SS_DONE) {
+		s->state = SS_DONE;
+	}
+	if (!uv_is_closing((uv_handle_t *)&s->timer))
+		uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+	smtp_session_unref(s);
+}
+
+/* Close the session: flush replies, close the connection; the session is
+ * freed when the connection, the timer and any pending work are done. */
+void smtp_session_end(struct smtp_session *s)
+{
+	if (s->state == SS_DONE && (!s->conn || conn_closing(s->conn)))
+		return;
+	s->state = SS_DONE;
+	if (s->conn)
+		conn_close(s->conn);
+}
+
+/* ---- timeouts ---- */
+
+static uint64_t session_cap(const struct smtp_session *s)
+{
+	/* A total bound keeps a trickling client from holding a session
+	 * forever; twelve idle periods is an hour at the default. */
+	return s->env->cfg->smtpd_timeout * 12;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+	time_t now = time(NULL);
+	if (s->state == SS_DONE || !s->conn)
+		return;
+	if (s->state == SS_WAIT) {
+		/* Waiting on our own commit or hash check: not the client. */
+		uv_timer_start(&s->timer, on_timer, 1000, 0);
+		return;
+	}
+	uint64_t idle = s->env->cfg->smtpd_timeout;
+	int capped = (uint64_t)(now - s->started) >= session_cap(s);
+	if (!capped && (uint64_t)(now - s->last_input) < idle) {
+		uv_timer_start(&s->timer, on_timer,
+			       (idle - (uint64_t)(now - s->last_input)) * 1000, 0);
+		return;
+	}
+	const char *what = capped ? "session time limit exceeded" : "timeout exceeded";
+	log_info(LOG_SVC_SMTPD, "%s after %s from %s[%s]",
+		 capped ? "session limit" : "timeout",
+		 s->state == SS_DATA || s->state == SS_BDAT ? "DATA" : "command",
+		 s->client_name, s->client_addr);
+	smtp_reply(s, "421 4.4.2 %s Error: %s", s->env->cfg->hostname, what);
+	smtp_session_end(s);
+}
+
+static void arm_timer(struct smtp_session *s)
+{
+	s->last_input = time(NULL);
+	if (!uv_is_active((uv_handle_t *)&s->timer))
+		uv_timer_start(&s->timer, on_timer, s->env->cfg->smtpd_timeout * 1000, 0);
+}
+
+/* ---- envelope commands ---- */
+
+static int need_arg(struct smtp_session *s, const char *arg, const char *syntax)
+{
+	if (*arg)
+		return 1;
+	smtp_reply(s, "501 5.5.4 Syntax: %s", syntax);
+	return 0;
+}
+
+static int set_helo(struct smtp_session *s, const char *arg)
+{
+	size_t n = strlen(arg);
+	if (n > 255 || strchr(arg, ' ') || strpbrk(arg, "<>\"")) {
+		smtp_reply(s, "501 5.5.2 Error: invalid hostname");
+		return -1;
+	}
+	free(s->helo);
+	s->helo = strdup(arg);
+	smtp_txn_reset(s);
+	return 0;
+}
+
+static void cmd_helo(struct smtp_session *s, const char *arg)
+{
+	if (!need_arg(s, arg, "HELO hostname") || set_helo(s, arg)) {
+		smtp_count(s, C_HELO, 0);
+		return;
+	}
+	s->esmtp = 0;
+	smtp_count(s, C_HELO, 1);
+	smtp_reply(s, "250 %s", s->env->cfg->hostname);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const char *arg)
+{
+	if (!need_arg(s, arg, "EHLO hostname") || set_helo(s, arg)) {
+		smtp_count(s, C_EHLO, 0);
+		return;
+	}
+	s->esmtp = 1;
+	smtp_count(s, C_EHLO, 1);
+	const struct config *cfg = s->env->cfg;
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf),
+			 "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n",
+			 cfg->hostname, (unsigned long long)cfg->message_size_limit);
+	if (s->tls && !conn_is_tls(s->conn))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-STARTTLS\r\n");
+	if (smtp_auth_offered(s))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-AUTH PLAIN LOGIN\r\n");
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+		      "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
+		      "250-SMTPUTF8\r\n250 CHUNKING\r\n");
+	conn_write(s->conn, buf, (size_t)n);
+}
+
+/* May this session relay (RFC 5321 §3.6.1; relayd delivers nothing
+ * locally, so every recipient is relayed)? */
+static int may_relay(const struct smtp_session *s)
+{
+	return s->auth_user || (s->kind == SMTP_PORT_SMTP && s->trusted);
+}
+
+static void cmd_mail(struct smtp_session *s, const char *arg)
+{
+	const char *err;
+	struct smtp_mail_args m;
+	int ok = 0;
+	if (!s->helo) {
+		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	} else if (s->txn) {
+		smtp_reply(s, "503 5.5.1 Error: nested MAIL command");
+	} else if (s->kind != SMTP_PORT_SMTP && !s->auth_user) {
+		smtp_reply(s, "530 5.7.0 Authentication required");
+	} else if (smtp_parse_mail(arg, &m, &err)) {
+		smtp_reply(s, "%s", err);
+	} else if (!s->esmtp && (m.size || m.body_8bit || m.smtputf8 || m.ret ||
+				 m.envid[0])) {
+		smtp_reply(s, "555 5.5.4 ESMTP parameters need EHLO");
+	} else if (m.size > s->env->cfg->message_size_limit) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+	} else if (smtp_auth_sender_check(s, m.addr)) {
+		/* reply sent by the check */
+	} else if (!(s->txn = calloc(1, sizeof(*s->txn)))) {
+		smtp_reply(s, "451 4.3.0 Error: out of memory");
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s->txn->arrival_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+		s->txn->mail = m;
+		queue_id_new(s->env->queue, &s->txn->id);
+		maillog_client(s->txn->id.s, s->client_name, s->client_addr,
+			       s->auth_user ? s->auth_method : NULL, s->auth_user);
+		smtp_reply(s, "250 2.1.0 Ok");
+		ok = 1;
+	}
+	smtp_count(s, C_MAIL, ok);
+}
+
+static int add_rcpt(struct smtp_txn *t, const struct smtp_rcpt_args *r)
+{
+	if (t->nrcpt == t->cap) {
+		uint32_t cap = t->cap ? t->cap * 2 : 4;
+		struct queue_rcpt *n = realloc(t->rcpt, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		t->rcpt = n;
+		t->cap = cap;
+	}
+	struct queue_rcpt *q = &t->rcpt[t->nrcpt];
+	memset(q, 0, sizeof(*q));
+	q->addr = strdup(r->addr);
+	q->orcpt = r->orcpt[0] ? strdup(r->orcpt) : NULL;
+	q->notify = r->notify;
+	if (!q->addr || (r->orcpt[0] && !q->orcpt)) {
+		free(q->addr);
+		free(q->orcpt);
+		return -1;
+	}
+	t->nrcpt++;
+	return 0;
+}
+
+static void cmd_rcpt(struct smtp_session *s, const char *arg)
+{
+	const char *err;
+	struct smtp_rcpt_args r;
+	int ok = 0;
+	if (!s->txn) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+	} else if (smtp_parse_rcpt(arg, s->txn->mail.smtputf8, &r, &err)) {
+		smtp_reply(s, "%s", err);
+	} else if (!s->esmtp && (r.notify || r.orcpt[0])) {
+		smtp_reply(s, "555 5.5.4 ESMTP parameters need EHLO");
+	} else if (!may_relay(s)) {
+		log_info(LOG_SVC_SMTPD,
+			 "NOQUEUE: reject: RCPT from %s[%s]: 554 5.7.1 <%s>: Relay access denied; from=<%s> to=<%s> helo=<%s>",
+			 s->client_name, s->client_addr, r.addr, s->txn->mail.addr,
+			 r.addr, s->helo);
+		smtp_reply(s, "554 5.7.1 Relay access denied");
+	} else if (s->txn->nrcpt >= s->env->cfg->recipient_limit) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+	} else if (add_rcpt(s->txn, &r)) {
+		smtp_reply(s, "451 4.3.0 Error: out of memory");
+	} else {
+		smtp_reply(s, "250 2.1.5 Ok");
+		ok = 1;
+	}
+	smtp_count(s, C_RCPT, ok);
+}
+
+static void cmd_rset(struct smtp_session *s, const char *arg)
+{
+	if (*arg) {
+		smtp_count(s, C_RSET, 0);
+		smtp_reply(s, "501 5.5.4 Syntax: RSET");
+		return;
+	}
+	smtp_txn_reset(s);
+	smtp_count(s, C_RSET, 1);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, const char *arg)
+{
+	smtp_count(s, C_NOOP, 1);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_vrfy(struct smtp_session *s, const char *arg)
+{
+	/* RFC 5321 §3.5.3: 252, and nothing about who exists. */
+	if (!need_arg(s, arg, "VRFY address")) {
+		smtp_count(s, C_VRFY, 0);
+		return;
+	}
+	smtp_count(s, C_VRFY, 1);
+	smtp_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_help(struct smtp_session *s, const char *arg)
+{
+	smtp_count(s, C_HELP, 1);
+	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS AUTH");
+}
+
+static void cmd_quit(struct smtp_session *s, const char *arg)
+{
+	smtp_count(s, C_QUIT, 1);
+	smtp_reply(s, "221 2.0.0 Bye");
+	s->quitting = 1;
+}
+
+static void cmd_expn(struct smtp_session *s, const char *arg)
+{
+	smtp_count(s, C_UNKNOWN, 0);
+	smtp_reply(s, "502 5.5.1 Error: EXPN not supported");
+}
+
+struct smtp_cmd {
+	const char *name;
+	void (*fn)(struct smtp_session *s, const char *arg);
+};
+
+static const struct smtp_cmd commands[] = {
+	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "MAIL", cmd_mail },
+	{ "RCPT", cmd_rcpt }, { "DATA", smtp_cmd_data }, { "BDAT", smtp_cmd_bdat },
+	{ "RSET", cmd_rset }, { "NOOP", cmd_noop }, { "QUIT", cmd_quit },
+	{ "VRFY", cmd_vrfy }, { "HELP", cmd_help }, { "EXPN", cmd_expn },
+	{ "STARTTLS", smtp_cmd_starttls }, { "AUTH", smtp_cmd_auth },
+};
+
+/* One complete command line (CRLF removed, validated). */
+static void dispatch(struct smtp_session *s, char *line)
+{
+	size_t vn = strcspn(line, " ");
+	char *arg = line + vn;
+	while (*arg == ' ')
+		arg++;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strlen(commands[i].name) == vn &&
+		    strncasecmp(line, commands[i].name, vn) == 0) {
+			commands[i].fn(s, arg);
+			return;
+		}
+	}
+	smtp_count(s, C_UNKNOWN, 0);
+	smtp_reply(s, "502 5.5.2 Error: command not recognized");
+}
+
+/* Handle one line from the input.  Returns bytes consumed, 0 when no
+ * complete line is buffered yet. */
+static size_t command_line(struct smtp_session *s, const char *p, size_t n)
+{
+	size_t max = s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5))
+		     ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
+	const char *lf = memchr(p, '\n', n < SMTP_AUTH_LINE_MAX ? n : SMTP_AUTH_LINE_MAX);
+	if (!lf) {
+		if (n < SMTP_AUTH_LINE_MAX)
+			return 0;
+		/* No line end in sight: refuse and drop what we have; the
+		 * rest of the line is dropped as it arrives, one error each
+		 * buffer, so the error limit ends a flood. */
+		smtp_reply(s, "500 5.5.2 Error: line too long");
+		return n;
+	}
+	size_t len = (size_t)(lf - p) + 1;
+	if (len < 2 || p[len - 2] != '\r') {
+		smtp_reply(s, "500 5.5.2 Error: bare <LF> received");
+		return len;
+	}
+	if (len > max) {
+		smtp_reply(s, "500 5.5.2 Error: line too long");
+		return len;
+	}
+	char line[SMTP_AUTH_LINE_MAX + 1];
+	memcpy(line, p, len - 2);
+	line[len - 2] = 0;
+	if (memchr(line, '\r', len - 2)) {
+		smtp_reply(s, "500 5.5.2 Error: bare <CR> received");
+		return len;
+	}
+	if (memchr(line, 0, len - 2)) {
+		smtp_reply(s, "500 5.5.2 Error: NUL character in command");
+		return len;
+	}
+	if (s->state == SS_AUTH)
+		smtp_auth_line(s, line, len - 2);
+	else
+		dispatch(s, line);
+	return len;
+}
+
+/* Process buffered input until it runs out or the session must wait. */
+void smtp_process(struct smtp_session *s)
+{
+	while (s->conn && !s->quitting && s->state != SS_DONE &&
+	       s->state != SS_WAIT) {
+		size_t n;
+		const char *p = conn_input(s->conn, &n);
+		if (n == 0)
+			break;
+		size_t used;
+		if (s->state == SS_DATA || s->state == SS_BDAT)
+			used = smtp_receive_input(s, p, n);
+		else
+			used = command_line(s, p, n);
+		if (used == 0)
+			break;
+		/* STARTTLS may have reset the input already. */
+		if (s->conn && !conn_closing(s->conn)) {
+			size_t now;
+			conn_input(s->conn, &now);
+			if (now >= used)
+				conn_consume(s->conn, used);
+		}
+	}
+	if (!s->conn)
+		return;
+	if (s->quitting || (s->env->stopping && s->state == SS_CMD)) {
+		if (s->env->stopping && !s->quitting)
+			smtp_reply(s, "421 4.3.2 %s Service shutting down",
+				   s->env->cfg->hostname);
+		smtp_session_end(s);
+		return;
+	}
+	conn_flush(s->conn);
+	if (conn_eof(s->conn) && s->state != SS_WAIT) {
+		size_t n;
+		conn_input(s->conn, &n);
+		if (s->state == SS_DATA || s->state == SS_BDAT)
+			log_info(LOG_SVC_SMTPD, "lost connection after %s from %s[%s]",
+				 s->state == SS_DATA ? "DATA" : "BDAT",
+				 s->client_name, s->client_addr);
+		smtp_session_end(s);
+	}
+}
+
+static void on_input(void *arg)
+{
+	struct smtp_session *s = arg;
+	arm_timer(s);
+	smtp_process(s);
+}
+
+static const struct conn_cb session_cb = {
+	.on_input = on_input,
+	.on_closed = on_conn_closed,
+};
+
+struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
+				      enum smtp_listener_kind kind,
+				      const char *busy_msg)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		conn_start(c, NULL, NULL);
+		conn_close(c);
+		return NULL;
+	}
+	s->env = env;
+	s->conn = c;
+	s->kind = kind;
+	s->refs = 2;                  /* the conn and the timer */
+	s->started = s->last_input = time(NULL);
+	strcpy(s->client_name, "unknown");
+	snprintf(s->client_addr, sizeof(s->client_addr), "%s", conn_peer_ip(c));
+	s->peer = *conn_peer(c);
+	s->trusted = config_cidr_match(&env->cfg->trusted_networks,
+				       (const struct sockaddr *)conn_peer(c));
+	uv_timer_init(env->loop, &s->timer);
+	s->timer.data = s;
+	conn_start(c, &session_cb, s);
+	maillog_connect(s->client_name, s->client_addr);
+	if (busy_msg) {
+		smtp_reply(s, "%s", busy_msg);
+		smtp_session_end(s);
+		return s;
+	}
+	if (smtp_auth_session_start(s)) {
+		smtp_session_end(s);
+		return s;
+	}
+	/* On 465 this is written into TLS and leaves after the handshake. */
+	smtp_reply(s, "220 %s ESMTP relayd", env->cfg->hostname);
+	conn_flush(c);
+	arm_timer(s);
+	return s;
+}
+
+void smtp_session_shutdown(struct smtp_session *s)
+{
+	s->stop_requested = 1;
+	if (s->state == SS_CMD && s->conn) {
+		smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
+		smtp_session_end(s);
+	}
+}
+
+void smtp_session_abort(struct smtp_session *s)
+{
+	if (s->conn && s->state != SS_WAIT) {
+		smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
+		smtp_session_end(s);
+	}
+}
+
+struct smtp_session **smtp_session_next(struct smtp_session *s)
+{
+	return &s->next;
+}
+
+const struct sockaddr_storage *smtp_session_peer(const struct smtp_session *s)
+{
+	return &s->peer;
+}

@@ -1,0 +1,56 @@
+/*
+ * tap.h - a minimal Test Anything Protocol emitter for the C unit tests.
+ * Each test program prints "1..N" at the end (done_testing) so tests need
+ * not count in advance; automake's tap-driver.sh reads the output.
+ */
+#ifndef RELAYD_TAP_H
+#define RELAYD_TAP_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int tap_n, tap_failed;
+
+static inline int tap_ok(int cond, const char *file, int line,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#include <stdarg.h>
+static inline int tap_ok(int cond, const char *file, int line,
+			 const char *fmt, ...)
+{
+	va_list ap;
+	tap_n++;
+	printf("%sok %d - ", cond ? "" : "not ", tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	if (!cond) {
+		tap_failed++;
+		printf("#   failed at %s:%d\n", file, line);
+	}
+	fflush(stdout);
+	return cond;
+}
+
+#define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define is_int(got, want, name) do { \
+	long long g_ = (long long)(got), w_ = (long long)(want); \
+	if (!ok(g_ == w_, "%s", name)) \
+		printf("#   got %lld, want %lld\n", g_, w_); \
+} while (0)
+#define is_str(got, want, name) do { \
+	const char *g_ = (got), *w_ = (want); \
+	int c_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0); \
+	if (!ok(c_, "%s", name)) \
+		printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
+} while (0)
+#define diag(...) do { printf("# "); printf(__VA_ARGS__); printf("\n"); } while (0)
+
+static inline int done_testing(void)
+{
+	printf("1..%d\n", tap_n);
+	return tap_failed ? 1 : 0;
+}
+
+#endif

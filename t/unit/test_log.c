@@ -1,0 +1,116 @@
+/*
+ * test_log.c - the log line formats of DESIGN §6, captured through the
+ * test sink.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "log.h"
+#include "maillog.h"
+#include "t/tap.h"
+
+static char last[4096];
+
+static void sink(const char *line, void *arg)
+{
+	snprintf(last, sizeof(last), "%s", line);
+}
+
+/* Expect `want` with "PID" standing for our pid. */
+static void expect(const char *want, const char *name)
+{
+	char buf[4096], pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	const char *p = strstr(want, "PID");
+	if (p)
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(p - want), want, pid, p + 3);
+	else
+		snprintf(buf, sizeof(buf), "%s", want);
+	is_str(last, buf, name);
+}
+
+int main(void)
+{
+	log_open("relayd", LOG_FLAG_NOSYSLOG);
+	log_set_sink(sink, NULL);
+
+	maillog_connect("client.example", "192.0.2.1");
+	expect("relayd/smtpd[PID]: connect from client.example[192.0.2.1]", "connect");
+	maillog_client("0ABC123DEF45", "unknown", "127.0.0.1", NULL, NULL);
+	expect("relayd/smtpd[PID]: 0ABC123DEF45: client=unknown[127.0.0.1]", "client=");
+	maillog_client("0ABC123DEF45", "h", "::1", "PLAIN", "alice");
+	expect("relayd/smtpd[PID]: 0ABC123DEF45: client=h[::1], sasl_method=PLAIN, sasl_username=alice",
+	       "client= with sasl");
+	maillog_queued("0ABC123DEF45", "a@b.example", 5120, 3);
+	expect("relayd/qmgr[PID]: 0ABC123DEF45: from=<a@b.example>, size=5120, nrcpt=3 (queue active)",
+	       "queue active");
+	maillog_queued("0ABC123DEF45", "", 10, 1);
+	expect("relayd/qmgr[PID]: 0ABC123DEF45: from=<>, size=10, nrcpt=1 (queue active)",
+	       "null sender");
+	struct maillog_delivery d = {
+		.id = "0ABC123DEF45", .rcpt = "r@x.example", .relay_host = "mx.x.example",
+		.relay_ip = "127.0.0.2", .relay_port = 25, .delay = 1.27,
+		.delays = { 0.01, 0, 0.25, 1.01 }, .dsn = "2.0.0", .status = "sent",
+		.reason = "250 2.0.0 Ok: queued as ABC",
+	};
+	maillog_delivery(&d);
+	expect("relayd/smtp[PID]: 0ABC123DEF45: to=<r@x.example>, relay=mx.x.example[127.0.0.2]:25, "
+	       "delay=1.3, delays=0.01/0/0.25/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ABC)",
+	       "delivery sent");
+	d.relay_host = NULL;
+	d.delay = 3600;
+	d.dsn = "4.4.3";
+	d.status = "deferred";
+	d.reason = "Host or domain name not found";
+	maillog_delivery(&d);
+	expect("relayd/smtp[PID]: 0ABC123DEF45: to=<r@x.example>, relay=none, delay=3600, "
+	       "delays=0.01/0/0.25/1, dsn=4.4.3, status=deferred (Host or domain name not found)",
+	       "delivery deferred, no relay");
+	maillog_bounce("0ABC123DEF45", "non-delivery", "0ABC123DEF46");
+	expect("relayd/bounce[PID]: 0ABC123DEF45: sender non-delivery notification: 0ABC123DEF46",
+	       "bounce");
+	maillog_removed("0ABC123DEF45");
+	expect("relayd/qmgr[PID]: 0ABC123DEF45: removed", "removed");
+	struct maillog_cmd_count c[] = {
+		{ "ehlo", 1, 1 }, { "mail", 1, 1 }, { "rcpt", 1, 1 }, { "data", 1, 1 },
+		{ "bdat", 0, 0 }, { "quit", 1, 1 },
+	};
+	maillog_disconnect("h", "127.0.0.1", c, 6);
+	expect("relayd/smtpd[PID]: disconnect from h[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+	       "disconnect");
+	c[2].ok = 1;
+	c[2].total = 3;
+	maillog_disconnect("h", "127.0.0.1", c, 6);
+	expect("relayd/smtpd[PID]: disconnect from h[127.0.0.1] ehlo=1 mail=1 rcpt=1/3 data=1 quit=1 commands=5/7",
+	       "disconnect with failed commands");
+
+	log_warn(LOG_SVC_MASTER, "disk %s", "full");
+	expect("relayd/master[PID]: warning: disk full", "warning prefix");
+	log_open("mta", LOG_FLAG_NOSYSLOG);
+	log_info(LOG_SVC_SMTPD, "x");
+	expect("mta/smtpd[PID]: x", "syslog_name changes the tag");
+	log_open("relayd", LOG_FLAG_NOSYSLOG | LOG_FLAG_JSON);
+	log_info(LOG_SVC_QMGR, "a \"quoted\"\nline");
+	ok(strstr(last, "\"service\": \"relayd/qmgr\"") || strstr(last, "\"service\":\"relayd/qmgr\""),
+	   "json: service field");
+	ok(strstr(last, "\"message\":\"a \\\"quoted\\\"\\nline\"") != NULL,
+	   "json: message escaped by jansson (%s)", last);
+	char big[5000];
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	log_open("relayd", LOG_FLAG_NOSYSLOG);
+	log_info(LOG_SVC_SMTPD, "%s", big);
+	ok(strlen(last) < 2400 && strncmp(last, "relayd/smtpd[", 13) == 0,
+	   "overlong message truncated, not overflowed");
+
+	char buf[16];
+	maillog_fmt_delay(buf, sizeof(buf), 0.001);
+	is_str(buf, "0", "delay < 5 ms is 0");
+	maillog_fmt_delay(buf, sizeof(buf), 0.034);
+	is_str(buf, "0.03", "sub-second delay: two decimals");
+	maillog_fmt_delay(buf, sizeof(buf), 0.5);
+	is_str(buf, "0.5", "trailing zero trimmed");
+	maillog_fmt_delay(buf, sizeof(buf), 12.6);
+	is_str(buf, "13", "over 10 s whole seconds");
+	return done_testing();
+}

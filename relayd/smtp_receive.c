@@ -119,8 +119,8 @@ static void on_commit(void *arg, int status, const struct queue_op *op)
 	struct smtp_txn *t = s->txn;
 	if (status == 0) {
 		s->env->messages++;
-		maillog_queued(t->id.s, t->mail.addr, (unsigned long long)t->data.size,
-			       t->nrcpt);
+		maillog_queued(t->id.s, t->mail.addr,
+			       (unsigned long long)t->stored_size, t->nrcpt);
 	} else {
 		log_warn(LOG_SVC_SMTPD, "%s: queue commit failed: %s", t->id.s,
 			 queue_strerror(status));
@@ -181,6 +181,7 @@ static void finish_content(struct smtp_session *s, enum smtp_count which)
 		.nrcpt = t->nrcpt,
 		.rcpt = t->rcpt,
 	};
+	t->stored_size = queue_spool_size(t->spool);
 	struct queue_op *op = queue_op_submit(&m, t->spool, time(NULL));
 	t->spool = NULL;              /* consumed, whatever happened */
 	smtp_count(s, which, 1);

@@ -408,13 +408,20 @@ static size_t command_line(struct smtp_session *s, const char *p, size_t n)
 	size_t max = s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5))
 		     ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
 	const char *lf = memchr(p, '\n', n < SMTP_AUTH_LINE_MAX ? n : SMTP_AUTH_LINE_MAX);
+	if (s->discard_line) {
+		/* The rest of a line already refused as too long. */
+		if (!lf)
+			return n;
+		s->discard_line = 0;
+		return (size_t)(lf - p) + 1;
+	}
 	if (!lf) {
 		if (n < SMTP_AUTH_LINE_MAX)
 			return 0;
-		/* No line end in sight: refuse and drop what we have; the
-		 * rest of the line is dropped as it arrives, one error each
-		 * buffer, so the error limit ends a flood. */
+		/* No line end in sight: refuse once and drop the line as it
+		 * arrives. */
 		smtp_reply(s, "500 5.5.2 Error: line too long");
+		s->discard_line = 1;
 		return n;
 	}
 	size_t len = (size_t)(lf - p) + 1;

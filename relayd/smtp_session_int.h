@@ -41,6 +41,7 @@ struct smtp_txn {
 	struct queue_spool *spool;
 	struct smtp_data data;
 	int data_started;
+	uint64_t stored_size;          /* with our Received:, for the log */
 	int bdat_failed;               /* a BDAT error: refuse until LAST */
 	const char *bdat_reply;
 };
@@ -56,6 +57,7 @@ struct smtp_session {
 	int trusted;                   /* peer in trusted_networks */
 	int esmtp;
 	int quitting;                  /* close after the current reply */
+	int discard_line;              /* dropping an overlong command line */
 	int stop_requested;            /* graceful stop pending */
 	int refs;                      /* conn + timer + pending async work */
 	char client_name[8];           /* reverse DNS is not looked up yet */

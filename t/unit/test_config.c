@@ -714,7 +714,7 @@ static void test_sample(void)
 	file = read_all(path, &flen);
 	ok(file != NULL, "read %s", path);
 	ok(file && flen == slen && memcmp(file, s, slen) == 0,
-	   "etc/relayd.conf is config_sample's output (regenerate it if not)");
+	   "etc/relayd.conf is config_sample's output (if not: make sample)");
 	free(file);
 
 	n = load_named(&c, "relayd.conf", s, slen, &errs);

@@ -149,6 +149,9 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 		rc = rc == ENOENT ? QUEUE_ENOENT : queue__err(rc);
 		goto fail;
 	}
+	/* A tool killed inside a read snapshot leaves its reader slot
+	 * behind, pinning old pages; clear such slots now. */
+	mdb_reader_check(q->env, NULL);
 	if ((rc = open_schema(q)))
 		goto fail;
 	if ((rc = queue__id_init(q)))

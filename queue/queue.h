@@ -176,7 +176,7 @@ enum queue_admin_action {
 	QUEUE_ADMIN_HOLD,      /* set HELD, drop due entries */
 	QUEUE_ADMIN_RELEASE,   /* clear HELD, live recipients due now */
 	QUEUE_ADMIN_DELETE,    /* remove the message entirely */
-	QUEUE_ADMIN_REQUEUE,   /* live recipients due now (also when held: no) */
+	QUEUE_ADMIN_REQUEUE,   /* live recipients due now; releases a held message */
 	QUEUE_ADMIN_FLUSH,     /* deferred recipients due now */
 };
 

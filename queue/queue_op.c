@@ -279,24 +279,30 @@ static int apply_update(struct queue *q, MDB_txn *txn, struct queue_op *op)
 	for (size_t i = 0; i < op->u.update.n && !rc; i++) {
 		const struct queue_rcpt_update *u = &op->u.update.u[i];
 		if (u->rcpt >= m.nrcpt || !live(&m.rcpt[u->rcpt]) ||
-		    u->state < QUEUE_RCPT_DEFERRED) {
+		    u->state < QUEUE_RCPT_DEFERRED || u->state > QUEUE_RCPT_FAILED) {
 			op->status = QUEUE_EINVAL;
 			continue;
 		}
-		struct queue_rcpt r = m.rcpt[u->rcpt];
+		/* Work on m.rcpt itself, so a second update of the same
+		 * recipient in this op sees the first one's due key. */
+		struct queue_rcpt *r = &m.rcpt[u->rcpt];
 		if (!held)
-			rc = due_del(q, txn, r.next_attempt, op->id, u->rcpt);
-		r.state = u->state;
-		r.attempts++;
-		r.dsn = (char *)u->dsn;
-		r.reason = (char *)u->reason;
+			rc = due_del(q, txn, r->next_attempt, op->id, u->rcpt);
+		struct queue_rcpt nr = *r;
+		nr.state = u->state;
+		nr.attempts++;
+		nr.dsn = (char *)u->dsn;
+		nr.reason = (char *)u->reason;
 		if (u->state == QUEUE_RCPT_DEFERRED) {
-			r.next_attempt = u->next_attempt;
+			nr.next_attempt = u->next_attempt;
 			if (!rc && !held)
-				rc = due_put(q, txn, r.next_attempt, op->id, u->rcpt);
+				rc = due_put(q, txn, nr.next_attempt, op->id, u->rcpt);
 		}
 		if (!rc)
-			rc = put_rcpt(q, txn, op->id, u->rcpt, &r);
+			rc = put_rcpt(q, txn, op->id, u->rcpt, &nr);
+		r->state = nr.state;
+		r->attempts = nr.attempts;
+		r->next_attempt = nr.next_attempt;
 	}
 	queue_msg_clear(&m);
 	return rc;
@@ -422,8 +428,10 @@ int queue_sync_run(struct queue *q, struct queue_op *op)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+	/* op->status may still say 0 from an aborted batch: it must be set on
+	 * every failure, or the caller hears "stored" for a lost message. */
 	if (rc)
-		return queue__err(rc);
+		return op->status = queue__err(rc);
 	if ((rc = queue__op_apply(q, txn, op))) {
 		mdb_txn_abort(txn);
 		return op->status = queue__err(rc);

@@ -224,6 +224,27 @@ static void test_updates(struct queue *q)
 	struct queue_rcpt_update bad = { .rcpt = 7, .state = QUEUE_RCPT_FAILED };
 	is_int(run(q, queue_op_rcpt_update(id.s, &bad, 1)), QUEUE_EINVAL,
 	       "out-of-range rcpt refused");
+	struct queue_rcpt_update badstate = { .rcpt = 0, .state = 7 };
+	is_int(run(q, queue_op_rcpt_update(id.s, &badstate, 1)), QUEUE_EINVAL,
+	       "out-of-range state refused");
+	struct queue_read *rr;
+	struct queue_msg mm;
+	queue_read_begin(q, &rr);
+	is_int(queue_msg_get(rr, id.s, &mm), 0, "message still loads after a refused state");
+	queue_msg_clear(&mm);
+	queue_read_end(rr);
+
+	/* The same recipient twice in one op: deferred, then sent, leaves
+	 * no due entry behind. */
+	queue_id id2;
+	submit(q, &id2, 1, 10, 100);
+	struct queue_rcpt_update twice[2] = {
+		{ .rcpt = 0, .state = QUEUE_RCPT_DEFERRED, .next_attempt = 777 },
+		{ .rcpt = 0, .state = QUEUE_RCPT_SENT },
+	};
+	is_int(run(q, queue_op_rcpt_update(id2.s, twice, 2)), 0, "one rcpt updated twice in one op");
+	is_int(due_for(q, id2.s, NULL), 0, "no due entry left for a sent recipient");
+	is_int(run(q, queue_op_remove(id2.s)), 0, "remove it");
 
 	/* hold / release / flush / requeue keep the due invariant. */
 	is_int(run(q, queue_op_admin(id.s, QUEUE_ADMIN_HOLD)), 0, "hold");

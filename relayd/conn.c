@@ -29,7 +29,9 @@ struct conn {
 	int reading;
 	int eof;
 	int closing;                 /* close requested */
+	int close_after_handshake;   /* close requested before TLS was up */
 	int closed;                  /* uv_close called */
+	char error[160];             /* why TLS failed, for the owner's log */
 };
 
 struct write_req {
@@ -183,6 +185,17 @@ static int tls_pump(struct conn *c)
 	return 0;
 }
 
+/* TLS failed: send what OpenSSL queued (the alert), then close. */
+static void tls_failed(struct conn *c)
+{
+	snprintf(c->error, sizeof(c->error), "%s", tls_conn_error(c->tls));
+	c->closing = 1;
+	c->eof = 1;
+	conn_flush(c);
+	if (!c->closed && !c->in_flight && !c->out_len)
+		do_close(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -192,9 +205,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		c->eof = 1;
 		uv_read_stop(s);
 		c->reading = 0;
+		if (c->close_after_handshake) {
+			do_close(c);
+			return;
+		}
 	} else if (c->tls) {
 		if (tls_conn_feed(c->tls, buf->base, (size_t)n) || tls_pump(c)) {
-			do_close(c);
+			tls_failed(c);
+			return;
+		}
+		if (c->close_after_handshake) {
+			if (tls_conn_handshake_done(c->tls)) {
+				c->close_after_handshake = 0;
+				conn_close(c);
+			}
 			return;
 		}
 	} else if (buf_append(&c->in, &c->in_len, &c->in_cap, buf->base, (size_t)n)) {
@@ -211,7 +235,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void update_reading(struct conn *c)
 {
-	int want = !c->paused && !c->eof && !c->closing &&
+	int want = (c->close_after_handshake ||
+		    (!c->paused && !c->eof && !c->closing)) &&
 		   c->in_len < IN_MAX && c->out_len + c->in_flight < OUT_MAX;
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) == 0)
@@ -268,8 +293,12 @@ const char *conn_peer_ip(const struct conn *c)
 	return c->peer_ip;
 }
 
-const char *conn_input(const struct conn *c, size_t *len)
+const char *conn_input(struct conn *c, size_t *len)
 {
+	/* Plaintext may wait inside TLS when an earlier read stopped at
+	 * IN_MAX, with nothing more coming from the socket: take it now. */
+	if (c->tls && !c->closed && !c->eof && c->in_len < IN_MAX && tls_pump(c))
+		c->eof = 1;
 	*len = c->in_len;
 	return c->in;
 }
@@ -345,8 +374,15 @@ const char *conn_tls_cipher(const struct conn *c)
 
 void conn_close(struct conn *c)
 {
-	if (c->closing)
+	if (c->closing || c->close_after_handshake)
 		return;
+	if (c->tls && !tls_conn_handshake_done(c->tls) && !c->closed) {
+		/* Output written so far (a 421 on port 465) can only leave once
+		 * TLS is up: keep reading until the handshake is done.  The
+		 * owner's timer bounds the wait (conn_abort). */
+		c->close_after_handshake = 1;
+		return;
+	}
 	c->closing = 1;
 	if (c->tls)
 		tls_conn_shutdown(c->tls);
@@ -359,5 +395,15 @@ void conn_close(struct conn *c)
 
 int conn_closing(const struct conn *c)
 {
-	return c->closing;
+	return c->closing || c->close_after_handshake;
+}
+
+void conn_abort(struct conn *c)
+{
+	do_close(c);
+}
+
+const char *conn_error(const struct conn *c)
+{
+	return c->error;
 }

@@ -37,7 +37,7 @@ const char *conn_peer_ip(const struct conn *c);       /* text form */
 const struct sockaddr_storage *conn_local(const struct conn *c);
 
 /* Unconsumed plaintext input (not NUL-terminated). */
-const char *conn_input(const struct conn *c, size_t *len);
+const char *conn_input(struct conn *c, size_t *len);
 void conn_consume(struct conn *c, size_t n);
 /* 1 once the peer has closed its side (after the input is consumed). */
 int conn_eof(const struct conn *c);
@@ -59,8 +59,14 @@ void conn_tls_info(const struct conn *c, char *buf, size_t len);
 const char *conn_tls_version(const struct conn *c);
 const char *conn_tls_cipher(const struct conn *c);
 
-/* Send what is queued, then close.  Idempotent. */
+/* Send what is queued, then close.  Idempotent.  Before a TLS handshake
+ * has completed, the close waits for it, so the queued output can be
+ * sent encrypted; the owner bounds that wait with conn_abort. */
 void conn_close(struct conn *c);
 int conn_closing(const struct conn *c);
+/* Close now, dropping unsent output. */
+void conn_abort(struct conn *c);
+/* Why TLS failed ("" when it did not), valid until on_closed returns. */
+const char *conn_error(const struct conn *c);
 
 #endif

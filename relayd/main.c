@@ -1,6 +1,7 @@
 /*
  * main.c - relayd's command line (DESIGN §4): -f FILE, -F, -t, -n.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* A peer that closes while a reply is being written must cost its
+	 * session an EPIPE, not the daemon its life. */
+	signal(SIGPIPE, SIG_IGN);
 	struct daemon d = { .cfg = &cfg, .config_path = path };
 	d.log_flags = foreground ? LOG_FLAG_STDERR : 0;
 	if (cfg.log_format == LOG_FORMAT_JSON)

@@ -48,18 +48,18 @@ int smtp_auth_session_start(struct smtp_session *s)
 		s->tls = s->env->tls;
 		tls_ctx_ref(s->tls);
 	}
+	if (s->kind == SMTP_PORT_SUBMISSIONS &&
+	    (!s->tls || conn_starttls(s->conn, s->tls))) {
+		log_warn(LOG_SVC_SMTPD, "cannot start TLS for %s[%s]", s->client_name,
+			 s->client_addr);
+		return -1;
+	}
 	unsigned char key[16];
 	smtp_server_addr_key(&s->peer, key);
 	if (s->kind != SMTP_PORT_SMTP &&
 	    auth_throttle_blocked(s->env->throttle, key, time(NULL))) {
 		smtp_reply(s, "421 4.7.0 %s Error: too many authentication failures; try again later",
 			   s->env->cfg->hostname);
-		return -1;
-	}
-	if (s->kind == SMTP_PORT_SUBMISSIONS &&
-	    (!s->tls || conn_starttls(s->conn, s->tls))) {
-		log_warn(LOG_SVC_SMTPD, "cannot start TLS for %s[%s]", s->client_name,
-			 s->client_addr);
 		return -1;
 	}
 	return 0;

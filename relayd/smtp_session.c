@@ -107,6 +107,10 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_conn_closed(void *arg)
 {
 	struct smtp_session *s = arg;
+	const char *err = conn_error(s->conn);
+	if (*err)
+		log_info(LOG_SVC_SMTPD, "SSL_accept error from %s[%s]: %s",
+			 s->client_name, s->client_addr, err);
 	s->conn = NULL;
 	if (s->state != SS_DONE) {
 		s->state = SS_DONE;
@@ -116,6 +120,8 @@ static void on_conn_closed(void *arg)
 	smtp_session_unref(s);
 }
 
+static void on_timer(uv_timer_t *t);
+
 /* Close the session: flush replies, close the connection; the session is
  * freed when the connection, the timer and any pending work are done. */
 void smtp_session_end(struct smtp_session *s)
@@ -123,8 +129,13 @@ void smtp_session_end(struct smtp_session *s)
 	if (s->state == SS_DONE && (!s->conn || conn_closing(s->conn)))
 		return;
 	s->state = SS_DONE;
-	if (s->conn)
+	if (s->conn) {
 		conn_close(s->conn);
+		/* Bound the close: an idle period at most, ten seconds at
+		 * least rarely matters. */
+		uv_timer_start(&s->timer, on_timer,
+			       s->env->cfg->smtpd_timeout * 1000, 0);
+	}
 }
 
 /* ---- timeouts ---- */
@@ -140,8 +151,14 @@ static void on_timer(uv_timer_t *t)
 {
 	struct smtp_session *s = t->data;
 	time_t now = time(NULL);
-	if (s->state == SS_DONE || !s->conn)
+	if (!s->conn)
 		return;
+	if (s->state == SS_DONE) {
+		/* Still closing at the next tick: a TLS handshake that never
+		 * completes, or a peer that reads nothing. */
+		conn_abort(s->conn);
+		return;
+	}
 	if (s->state == SS_WAIT) {
 		/* Waiting on our own commit or hash check: not the client. */
 		uv_timer_start(&s->timer, on_timer, 1000, 0);
@@ -407,7 +424,7 @@ static size_t command_line(struct smtp_session *s, const char *p, size_t n)
 {
 	size_t max = s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5))
 		     ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
-	const char *lf = memchr(p, '\n', n < SMTP_AUTH_LINE_MAX ? n : SMTP_AUTH_LINE_MAX);
+	const char *lf = memchr(p, '\n', n);
 	if (s->discard_line) {
 		/* The rest of a line already refused as too long. */
 		if (!lf)
@@ -532,12 +549,11 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 	s->timer.data = s;
 	conn_start(c, &session_cb, s);
 	maillog_connect(s->client_name, s->client_addr);
-	if (busy_msg) {
-		smtp_reply(s, "%s", busy_msg);
-		smtp_session_end(s);
-		return s;
-	}
-	if (smtp_auth_session_start(s)) {
+	/* On 465 TLS starts first, so even a refusal goes out encrypted
+	 * (RFC 8314 §3.3). */
+	if (smtp_auth_session_start(s) || busy_msg) {
+		if (busy_msg)
+			smtp_reply(s, "%s", busy_msg);
 		smtp_session_end(s);
 		return s;
 	}

@@ -59,28 +59,43 @@ static int name_is(const char *head, size_t n, const char *name)
 	return n == k && strncasecmp(head, name, k) == 0;
 }
 
-/* Decide what the buffered start of a header-section line is: a field
- * (counted), a continuation, or the first line of the body. */
-static void head_decide(struct smtp_data *d)
+/* Length of a field name at the start of p[0..n): printable characters
+ * other than ':' (RFC 5322 §3.6.8), then optional white space before the
+ * colon, which §4.5 (obsolete syntax) says receivers must accept.
+ * Returns the name length, with *rest set past the white space; 0 when p
+ * does not start like a field. */
+static size_t field_name(const char *p, size_t n, size_t *rest)
 {
-	const char *colon = memchr(d->head, ':', d->head_len);
+	size_t i = 0;
+	while (i < n && (unsigned char)p[i] > 32 && (unsigned char)p[i] < 127 &&
+	       p[i] != ':')
+		i++;
+	size_t name = i;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	*rest = i;
+	return name;
+}
+
+/* Decide what the buffered start of a header-section line is: a field
+ * (counted), a continuation, or the first line of the body.  `full`: the
+ * buffer filled before a colon; a name that long is still a name. */
+static void head_decide(struct smtp_data *d, int full)
+{
 	int header = 0;
+	size_t rest, name = field_name(d->head, d->head_len, &rest);
 	if (d->head_len && (d->head[0] == ' ' || d->head[0] == '\t')) {
 		header = 1;                   /* folded continuation */
-	} else if (colon && colon > d->head) {
+	} else if (name && rest < d->head_len && d->head[rest] == ':') {
 		header = 1;
-		for (const char *p = d->head; p < colon; p++)
-			if ((unsigned char)*p <= 32 || (unsigned char)*p >= 127)
-				header = 0;
-	}
-	if (header && colon) {
-		size_t n = (size_t)(colon - d->head);
-		if (name_is(d->head, n, "Received"))
+		if (name_is(d->head, name, "Received"))
 			d->received++;
-		else if (name_is(d->head, n, "Message-ID"))
+		else if (name_is(d->head, name, "Message-ID"))
 			d->have_msgid = 1;
-		else if (name_is(d->head, n, "Date"))
+		else if (name_is(d->head, name, "Date"))
 			d->have_date = 1;
+	} else if (full && name && rest == d->head_len) {
+		header = 1;                   /* a very long field name */
 	}
 	if (!header) {
 		/* A line that is no header field ends the header section;
@@ -98,9 +113,10 @@ static void line_byte(struct smtp_data *d, char c)
 {
 	if (d->head_pending) {
 		d->head[d->head_len++] = c;
-		if (c == ':' || d->head_len == sizeof(d->head) ||
-		    (d->head_len == 1 && (c == ' ' || c == '\t')))
-			head_decide(d);
+		if (c == ':' || (d->head_len == 1 && (c == ' ' || c == '\t')))
+			head_decide(d, 0);
+		else if (d->head_len == sizeof(d->head))
+			head_decide(d, 1);
 		return;
 	}
 	smtp_data_emit(d, &c, 1);
@@ -123,7 +139,7 @@ static void line_end(struct smtp_data *d, int empty)
 	if (d->in_headers && empty) {
 		end_headers(d);
 	} else if (d->head_pending) {
-		head_decide(d);
+		head_decide(d, 0);
 	}
 	smtp_data_emit(d, "\r\n", 2);
 	d->state = ST_LS;

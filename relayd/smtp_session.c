@@ -150,7 +150,7 @@ static uint64_t session_cap(const struct smtp_session *s)
 static void on_timer(uv_timer_t *t)
 {
 	struct smtp_session *s = t->data;
-	time_t now = time(NULL);
+	uint64_t now = uv_now(s->env->loop);
 	if (!s->conn)
 		return;
 	if (s->state == SS_DONE) {
@@ -164,11 +164,10 @@ static void on_timer(uv_timer_t *t)
 		uv_timer_start(&s->timer, on_timer, 1000, 0);
 		return;
 	}
-	uint64_t idle = s->env->cfg->smtpd_timeout;
-	int capped = (uint64_t)(now - s->started) >= session_cap(s);
-	if (!capped && (uint64_t)(now - s->last_input) < idle) {
-		uv_timer_start(&s->timer, on_timer,
-			       (idle - (uint64_t)(now - s->last_input)) * 1000, 0);
+	uint64_t idle = s->env->cfg->smtpd_timeout * 1000;
+	int capped = now - s->started >= session_cap(s) * 1000;
+	if (!capped && now - s->last_input < idle) {
+		uv_timer_start(&s->timer, on_timer, idle - (now - s->last_input), 0);
 		return;
 	}
 	const char *what = capped ? "session time limit exceeded" : "timeout exceeded";
@@ -182,7 +181,7 @@ static void on_timer(uv_timer_t *t)
 
 static void arm_timer(struct smtp_session *s)
 {
-	s->last_input = time(NULL);
+	s->last_input = uv_now(s->env->loop);
 	if (!uv_is_active((uv_handle_t *)&s->timer))
 		uv_timer_start(&s->timer, on_timer, s->env->cfg->smtpd_timeout * 1000, 0);
 }
@@ -539,7 +538,7 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 	s->conn = c;
 	s->kind = kind;
 	s->refs = 2;                  /* the conn and the timer */
-	s->started = s->last_input = time(NULL);
+	s->started = s->last_input = uv_now(env->loop);
 	strcpy(s->client_name, "unknown");
 	snprintf(s->client_addr, sizeof(s->client_addr), "%s", conn_peer_ip(c));
 	s->peer = *conn_peer(c);

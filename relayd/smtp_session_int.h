@@ -53,7 +53,7 @@ struct smtp_session {
 	enum smtp_listener_kind kind;
 	enum smtp_state state;
 	uv_timer_t timer;
-	time_t started, last_input;
+	uint64_t started, last_input;  /* uv_now() milliseconds */
 	int trusted;                   /* peer in trusted_networks */
 	int esmtp;
 	int quitting;                  /* close after the current reply */

@@ -114,6 +114,22 @@ int main(void)
 	     S("Subject: a\r\n b\r\nMessage-Id: <1@a>\r\n\r\nx\r\n.\r\n"),
 	     "Subject: a\r\n b\r\nMessage-Id: <1@a>\r\n\r\nx\r\n", 0, 1);
 
+	both("space before the colon is a field (RFC 5322 4.5)", SMTP_DATA_DOT,
+	     S("Subject : a\r\nMessage-ID: <1@a>\r\n\r\nx\r\n.\r\n"),
+	     "Subject : a\r\nMessage-ID: <1@a>\r\n\r\nx\r\n", 0, 1);
+	both("a 150-character field name is a field", SMTP_DATA_DOT,
+	     S("X-LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL"
+	       "LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL: v\r\n"
+	       "Message-ID: <1@a>\r\n\r\nx\r\n.\r\n"),
+	     "X-LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL"
+	     "LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL: v\r\n"
+	     "Message-ID: <1@a>\r\n\r\nx\r\n", 0, 1);
+	both("a long line without a colon starts the body", SMTP_DATA_DOT,
+	     S("Message-ID: <1@a>\r\nthis is prose, not a header field at all, and it goes on for quite a while"
+	       " longer than the buffer that holds the start of a line in the header section\r\n.\r\n"),
+	     "Message-ID: <1@a>\r\n\r\nthis is prose, not a header field at all, and it goes on for quite a while"
+	     " longer than the buffer that holds the start of a line in the header section\r\n", 0, 1);
+
 	/* Smuggling: none of these may end the data or go unnoticed. */
 	both("\\n.\\n is not an end", SMTP_DATA_DOT,
 	     S("Message-ID: <1@a>\r\n\r\na\n.\nMAIL FROM:<x@y>\r\n"), NULL, 1, 0);

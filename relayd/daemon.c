@@ -11,6 +11,7 @@
  * the configuration, the certificate and the credentials; whatever fails
  * to load keeps the running version and says why.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,11 @@ static void close_signals(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sig_term, NULL);
 	uv_close((uv_handle_t *)&d->sig_int, NULL);
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+	/* libuv restores the default action on close; a second SIGTERM
+	 * during the last commit must not kill the daemon mid-stop. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }
 
 /* Every session is gone: commit the rest and let the loop end. */

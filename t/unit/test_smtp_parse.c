@@ -120,8 +120,9 @@ int main(void)
 	for (int i = 0; i < 50000; i++) {
 		char buf[80];
 		size_t n = (size_t)(rand() % 79);
+		static const char alphabet[] = "FROM:TO<>@\". =;,+SIZEaZ\x80\xc3";
 		for (size_t k = 0; k < n; k++)
-			buf[k] = "FROM:TO<>@\". =;,+SIZEaZ\x80\xc3"[rand() % 27];
+			buf[k] = alphabet[rand() % (int)(sizeof(alphabet) - 1)];
 		buf[n] = 0;
 		const char *rep;
 		if (smtp_parse_mail(buf, &m, &rep) && !rep)

@@ -50,6 +50,9 @@ void log_fatal(enum log_service svc, const char *fmt, ...)
 void log_panic(enum log_service svc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 
+/* Where syslogd listens (default /dev/log); for tests. */
+void log_set_syslog_path(const char *path);
+
 /* Tests: receive every formatted line ("relayd/smtpd[PID]: text" without
  * timestamp) instead of syslog/stderr.  NULL restores normal output. */
 typedef void log_sink_fn(const char *line, void *arg);

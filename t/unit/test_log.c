@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <stdlib.h>
 #include "log.h"
 #include "maillog.h"
 #include "t/tap.h"
@@ -102,6 +105,36 @@ int main(void)
 	log_info(LOG_SVC_SMTPD, "%s", big);
 	ok(strlen(last) < 2400 && strncmp(last, "relayd/smtpd[", 13) == 0,
 	   "overlong message truncated, not overflowed");
+
+	/* The syslog datagram: facility mail, RFC 3164 layout. */
+	char dir[] = "/tmp/relayd-test-log.XXXXXX", path[100];
+	if (mkdtemp(dir)) {
+		snprintf(path, sizeof(path), "%s/log", dir);
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+		ok(fd >= 0 && bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0,
+		   "fake syslogd socket");
+		log_set_sink(NULL, NULL);
+		log_set_syslog_path(path);
+		log_open("relayd", 0);
+		maillog_removed("0ABC123DEF45");
+		char dgram[1024] = "";
+		ssize_t n = recv(fd, dgram, sizeof(dgram) - 1, MSG_DONTWAIT);
+		dgram[n > 0 ? n : 0] = 0;
+		char want[128];
+		snprintf(want, sizeof(want), " relayd/qmgr[%d]: 0ABC123DEF45: removed", (int)getpid());
+		ok(strncmp(dgram, "<22>", 4) == 0, "syslog priority is mail.info (<22>): %s", dgram);
+		ok(n > 20 && strcmp(dgram + 19, want) == 0, "syslog line: timestamp, tag[pid]: text");
+		log_warn(LOG_SVC_SMTPD, "w");
+		n = recv(fd, dgram, sizeof(dgram) - 1, MSG_DONTWAIT);
+		dgram[n > 0 ? n : 0] = 0;
+		ok(strncmp(dgram, "<20>", 4) == 0, "warning is mail.warning (<20>)");
+		close(fd);
+		unlink(path);
+		rmdir(dir);
+		log_set_sink(sink, NULL);
+	}
 
 	char buf[16];
 	maillog_fmt_delay(buf, sizeof(buf), 0.001);

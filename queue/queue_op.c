@@ -34,6 +34,8 @@ struct queue_op *queue_op_submit(const struct queue_msg *m,
 	if (!op || m->nrcpt == 0)
 		goto fail;
 	struct queue_msg env = *m;
+	if (queue__spool_flush(body))
+		goto fail;
 	uint64_t size = queue_spool_size(body);
 	env.size = size;
 	env.nchunks = (uint32_t)((size + QUEUE_CHUNK_SIZE - 1) / QUEUE_CHUNK_SIZE);
@@ -193,7 +195,15 @@ static int apply_submit(struct queue *q, MDB_txn *txn, struct queue_op *op)
 	int rc = put(txn, q->msg, op->id, QUEUE_ID_LEN, op->u.submit.env.p,
 		     op->u.submit.env.len, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST) {
-		op->status = QUEUE_EEXIST;
+		/* The same envelope under the same id: an earlier attempt of
+		 * this very op committed although its commit reported an
+		 * error (an fsync error after the data landed), so the
+		 * message is stored.  Anything else is a real clash. */
+		MDB_val k = { QUEUE_ID_LEN, op->id }, v;
+		int same = mdb_get(txn, q->msg, &k, &v) == 0 &&
+			   v.mv_size == op->u.submit.env.len &&
+			   memcmp(v.mv_data, op->u.submit.env.p, v.mv_size) == 0;
+		op->status = same ? 0 : QUEUE_EEXIST;
 		return 0;
 	}
 	if (rc)

@@ -436,14 +436,3 @@ int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
 	struct th_entry **pp = th_find(t, key, now);
 	return *pp && now < (*pp)->blocked_until;
 }
-
-void auth_throttle_ok(struct auth_throttle *t, const unsigned char key[16])
-{
-	struct th_entry **pp = th_find(t, key, time(NULL));
-	if (*pp) {
-		struct th_entry *e = *pp;
-		*pp = e->next;
-		free(e);
-		t->n--;
-	}
-}

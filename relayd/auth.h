@@ -61,7 +61,8 @@ long auth_throttle_fail(struct auth_throttle *t, const unsigned char key[16],
 /* 1 while the address is refused. */
 int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
 			  time_t now);
-/* A success forgets the failures. */
-void auth_throttle_ok(struct auth_throttle *t, const unsigned char key[16]);
+/* A success does not forget failures: with one valid account an
+ * attacker could otherwise guess at every other without limit.  Failures
+ * expire AUTH_FAIL_WINDOW after the last one. */
 
 #endif

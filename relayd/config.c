@@ -51,6 +51,7 @@ enum ptype {
 
 #define F_NONEMPTY	0x1	/* an empty value is an error */
 #define F_NOSPACE	0x2	/* a single word */
+#define F_HOSTNAME	0x40	/* a host name of at most 253 octets */
 #define F_NUMERIC	0x4	/* addresses must be IP literals: they are bound
 				 * or queried before any resolver exists */
 
@@ -82,9 +83,11 @@ _Static_assert(sizeof(enum config_log_format) == sizeof(int), "enum size");
 
 /* The table, in DESIGN.md order.  Flip .implemented when a feature lands
  * and regenerate etc/relayd.conf (t/unit/test_config compares them). */
+static bool is_hostname(const char *h);
+
 static const struct param params[] = {
 	{ .name = "hostname", .type = T_STR, .off = OFF(hostname),
-	  .def = NULL, .flags = F_NONEMPTY | F_NOSPACE, .implemented = true,
+	  .def = NULL, .flags = F_NONEMPTY | F_NOSPACE | F_HOSTNAME, .implemented = true,
 	  .doc = "Name used in the greeting, EHLO, Received and Reporting-MTA "
 		 "(default: this host's name, from gethostname())." },
 	{ .name = "smtp_listen", .type = T_ADDRS, .off = OFF(smtp_listen),
@@ -677,6 +680,8 @@ static int parse_str(struct loadctx *c, const struct param *p,
 		return 0;
 	if ((p->flags & F_NOSPACE) && strpbrk(val, " \t"))
 		return fail(c, "'%.*s%s' must be a single word", SHOW(val));
+	if ((p->flags & F_HOSTNAME) && (strlen(val) > 253 || !is_hostname(val)))
+		return fail(c, "'%.*s%s' is not a host name", SHOW(val));
 	v->s = strdup(val);
 	return v->s ? 0 : fail(c, "out of memory");
 }

@@ -31,6 +31,7 @@ struct conn {
 	int closing;                 /* close requested */
 	int close_after_handshake;   /* close requested before TLS was up */
 	int closed;                  /* uv_close called */
+	int out_blocked;             /* the owner stopped at the output bound */
 	char error[160];             /* why TLS failed, for the owner's log */
 };
 
@@ -103,6 +104,13 @@ static void on_write(uv_write_t *req, int status)
 		do_close(c);
 	else
 		update_reading(c);
+	/* The owner stopped answering at the output bound: it may go on. */
+	if (c->out_blocked && !c->closed && !c->closing &&
+	    c->out_len + c->in_flight < OUT_MAX / 2) {
+		c->out_blocked = 0;
+		if (c->cb && c->cb->on_input)
+			c->cb->on_input(c->arg);
+	}
 }
 
 void conn_flush(struct conn *c)
@@ -401,6 +409,18 @@ int conn_closing(const struct conn *c)
 void conn_abort(struct conn *c)
 {
 	do_close(c);
+}
+
+int conn_output_full(struct conn *c)
+{
+	size_t pending = c->out_len + c->in_flight +
+			 (c->tls ? tls_conn_output_pending(c->tls) : 0);
+	if (pending < OUT_MAX)
+		return 0;
+	/* Push what is buffered, so on_write can report the drain. */
+	conn_flush(c);
+	c->out_blocked = 1;
+	return 1;
 }
 
 const char *conn_error(const struct conn *c)

@@ -64,6 +64,9 @@ const char *conn_tls_cipher(const struct conn *c);
  * sent encrypted; the owner bounds that wait with conn_abort. */
 void conn_close(struct conn *c);
 int conn_closing(const struct conn *c);
+/* 1 when unsent output has reached the bound: the owner should stop
+ * producing replies; cb->on_input is called once it has drained. */
+int conn_output_full(struct conn *c);
 /* Close now, dropping unsent output. */
 void conn_abort(struct conn *c);
 /* Why TLS failed ("" when it did not), valid until on_closed returns. */

@@ -30,6 +30,7 @@ struct smtp_auth_state {
 	uv_timer_t delay;            /* the failure delay */
 	int delay_init;
 	char reply[128];
+	struct auth_db *db;          /* the credentials checked against */
 };
 
 static const char *mech_name(enum mech m)
@@ -65,11 +66,19 @@ int smtp_auth_session_start(struct smtp_session *s)
 	return 0;
 }
 
+static void state_free(struct smtp_auth_state *a)
+{
+	if (a) {
+		auth_db_unref(a->db);
+		free(a);
+	}
+}
+
 static void delay_closed(uv_handle_t *h)
 {
 	struct smtp_auth_state *a = h->data;
 	struct smtp_session *s = a->s;
-	free(a);
+	state_free(a);
 	smtp_session_unref(s);
 }
 
@@ -79,7 +88,9 @@ void smtp_auth_free(struct smtp_session *s)
 		tls_ctx_unref(s->tls);
 		s->tls = NULL;
 	}
-	free(s->auth);
+	auth_db_unref(s->auth_db);
+	s->auth_db = NULL;
+	state_free(s->auth);
 	s->auth = NULL;
 }
 
@@ -96,7 +107,7 @@ static void exchange_end(struct smtp_session *s)
 		a->delay.data = a;
 		uv_close((uv_handle_t *)&a->delay, delay_closed);
 	} else {
-		free(a);
+		state_free(a);
 	}
 	if (s->state == SS_AUTH || s->state == SS_WAIT)
 		s->state = SS_CMD;
@@ -189,8 +200,11 @@ static void on_verified(void *arg, int ok)
 		return;
 	}
 	if (ok) {
-		auth_throttle_ok(s->env->throttle, key);
+		/* A success does not wipe the address's failures: one valid
+		 * account must not buy unlimited guesses at the others. */
 		s->auth_user = strdup(a->user);
+		s->auth_db = a->db;
+		a->db = NULL;
 		s->auth_method = mech_name(a->mech);
 		smtp_count(s, C_AUTH, s->auth_user != NULL);
 		smtp_reply(s, s->auth_user ? "235 2.7.0 Authentication successful"
@@ -226,6 +240,10 @@ static void on_verified(void *arg, int ok)
 /* Credentials complete: check them off the loop. */
 static void verify(struct smtp_session *s, const char *pass)
 {
+	/* The session keeps the db its user was checked against: its sender
+	 * map still applies if a reload drops or replaces it. */
+	s->auth->db = s->env->auth;
+	auth_db_ref(s->auth->db);
 	if (!s->env->auth || auth_verify(s->env->loop, s->env->auth, s->auth->user,
 					 pass, on_verified, s)) {
 		smtp_count(s, C_AUTH, 0);
@@ -369,10 +387,9 @@ void smtp_cmd_auth(struct smtp_session *s, const char *arg)
 
 int smtp_auth_sender_check(struct smtp_session *s, const char *sender)
 {
-	if (!s->auth_user || !s->env->auth ||
-	    s->env->cfg->sender_login_policy == SENDER_POLICY_ANY)
+	if (!s->auth_user || s->env->cfg->sender_login_policy == SENDER_POLICY_ANY)
 		return 0;
-	if (auth_sender_allowed(s->env->auth, s->auth_user, sender))
+	if (s->auth_db && auth_sender_allowed(s->auth_db, s->auth_user, sender))
 		return 0;
 	log_info(LOG_SVC_SMTPD,
 		 "NOQUEUE: reject: MAIL from %s[%s]: 553 5.7.1 <%s>: Sender address rejected: not owned by user %s",

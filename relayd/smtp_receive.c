@@ -5,6 +5,7 @@
  * hand the message to the queue's group commit.  The 250 goes out only
  * from the commit's completion: "queued" means on disk.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,9 +259,10 @@ static void chunk_end(struct smtp_session *s)
 void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 {
 	char *end;
+	errno = 0;
 	unsigned long long size = strtoull(arg, &end, 10);
 	int last = 0;
-	if (*arg < '0' || *arg > '9' || strlen(arg) > 40) {
+	if (*arg < '0' || *arg > '9' || strlen(arg) > 40 || errno == ERANGE) {
 		end = NULL;
 	} else if (*end == ' ') {
 		while (*end == ' ')
@@ -277,6 +279,17 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 		 * session cannot continue safely (RFC 3030 §3). */
 		smtp_count(s, C_BDAT, 0);
 		smtp_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+		s->quitting = 1;
+		return;
+	}
+	/* Content over the limit is read and thrown away (RFC 3030 §3: the
+	 * session cannot go on without reading it), but only up to twice
+	 * the limit: beyond that, refuse and close rather than read on. */
+	uint64_t limit = s->env->cfg->message_size_limit;
+	uint64_t have = s->txn && s->txn->data_started ? s->txn->data.size : 0;
+	if (size > 2 * limit - (have < 2 * limit ? have : 2 * limit)) {
+		smtp_count(s, C_BDAT, 0);
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		s->quitting = 1;
 		return;
 	}

@@ -106,12 +106,7 @@ static void maybe_stopped(struct smtp_server *s)
 static void session_ended(void *arg, struct smtp_session *sess)
 {
 	struct smtp_server *s = arg;
-	for (struct smtp_session **pp = &s->sessions; *pp; pp = smtp_session_next(*pp)) {
-		if (*pp == sess) {
-			*pp = *smtp_session_next(sess);
-			break;
-		}
-	}
+	smtp_session_unlink(sess);
 	s->nsessions--;
 	maybe_stopped(s);
 }
@@ -145,8 +140,7 @@ static void on_connection(uv_stream_t *server, int status)
 		ip_del(s, peer);
 		return;
 	}
-	*smtp_session_next(sess) = s->sessions;
-	s->sessions = sess;
+	smtp_session_link(sess, &s->sessions);
 	s->nsessions++;
 }
 
@@ -263,10 +257,15 @@ static void on_listener_closed(uv_handle_t *h)
 static void on_stop_deadline(uv_timer_t *t)
 {
 	struct smtp_server *s = t->data;
+	int waiting = 0;
 	for (struct smtp_session *x = s->sessions, *next; x; x = next) {
-		next = *smtp_session_next(x);
-		smtp_session_abort(x);
+		next = smtp_session_next(x);
+		waiting |= smtp_session_abort(x);
 	}
+	/* A commit or password check in flight finishes on its own soon,
+	 * and a 421 needs a moment to leave: the next pass closes them. */
+	if (waiting)
+		uv_timer_start(&s->stop_timer, on_stop_deadline, 100, 0);
 }
 
 void smtp_server_stop(struct smtp_server *s, void (*done)(void *), void *arg)
@@ -278,7 +277,7 @@ void smtp_server_stop(struct smtp_server *s, void (*done)(void *), void *arg)
 		if (!uv_is_closing((uv_handle_t *)&s->lst[i].tcp))
 			uv_close((uv_handle_t *)&s->lst[i].tcp, on_listener_closed);
 	for (struct smtp_session *x = s->sessions, *next; x; x = next) {
-		next = *smtp_session_next(x);
+		next = smtp_session_next(x);
 		smtp_session_shutdown(x);
 	}
 	uv_timer_start(&s->stop_timer, on_stop_deadline, STOP_GRACE_MS, 0);

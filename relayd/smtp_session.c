@@ -468,10 +468,21 @@ static size_t command_line(struct smtp_session *s, const char *p, size_t n)
 }
 
 /* Process buffered input until it runs out or the session must wait. */
+/* During a graceful stop, a session between commands ends now, unless a
+ * BDAT message is half received: that one may finish. */
+static int stop_now(const struct smtp_session *s)
+{
+	return s->env->stopping && s->state == SS_CMD &&
+	       !(s->txn && s->txn->data_started);
+}
+
+/* Process buffered input until it runs out or the session must wait:
+ * for a commit or a password check, or for a client that does not read
+ * its replies (the output bound; conn calls on_input when it drains). */
 void smtp_process(struct smtp_session *s)
 {
 	while (s->conn && !s->quitting && s->state != SS_DONE &&
-	       s->state != SS_WAIT) {
+	       s->state != SS_WAIT && !stop_now(s) && !conn_output_full(s->conn)) {
 		size_t n;
 		const char *p = conn_input(s->conn, &n);
 		if (n == 0)
@@ -493,8 +504,8 @@ void smtp_process(struct smtp_session *s)
 	}
 	if (!s->conn)
 		return;
-	if (s->quitting || (s->env->stopping && s->state == SS_CMD)) {
-		if (s->env->stopping && !s->quitting)
+	if (s->quitting || stop_now(s)) {
+		if (!s->quitting)
 			smtp_reply(s, "421 4.3.2 %s Service shutting down",
 				   s->env->cfg->hostname);
 		smtp_session_end(s);
@@ -502,8 +513,6 @@ void smtp_process(struct smtp_session *s)
 	}
 	conn_flush(s->conn);
 	if (conn_eof(s->conn) && s->state != SS_WAIT) {
-		size_t n;
-		conn_input(s->conn, &n);
 		if (s->state == SS_DATA || s->state == SS_BDAT)
 			log_info(LOG_SVC_SMTPD, "lost connection after %s from %s[%s]",
 				 s->state == SS_DATA ? "DATA" : "BDAT",
@@ -550,8 +559,9 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 	maillog_connect(s->client_name, s->client_addr);
 	/* On 465 TLS starts first, so even a refusal goes out encrypted
 	 * (RFC 8314 §3.3). */
-	if (smtp_auth_session_start(s) || busy_msg) {
-		if (busy_msg)
+	int refused = smtp_auth_session_start(s);
+	if (refused || busy_msg) {
+		if (!refused)
 			smtp_reply(s, "%s", busy_msg);
 		smtp_session_end(s);
 		return s;
@@ -566,23 +576,56 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 void smtp_session_shutdown(struct smtp_session *s)
 {
 	s->stop_requested = 1;
-	if (s->state == SS_CMD && s->conn) {
+	if (s->conn && stop_now(s)) {
 		smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
 		smtp_session_end(s);
 	}
 }
 
-void smtp_session_abort(struct smtp_session *s)
+/* The stop deadline passed.  Returns 1 when the session is not gone yet
+ * (waiting for a commit or a check, or sending its 421): the server
+ * calls again shortly, and a session stuck closing is then cut off. */
+int smtp_session_abort(struct smtp_session *s)
 {
-	if (s->conn && s->state != SS_WAIT) {
-		smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
-		smtp_session_end(s);
+	if (!s->conn)
+		return 0;
+	if (s->state == SS_WAIT)
+		return 1;
+	if (s->state == SS_DONE || conn_closing(s->conn)) {
+		/* Already closing, but stuck: a handshake that never ends or
+		 * a peer that reads nothing. */
+		conn_abort(s->conn);
+		return 0;
 	}
+	/* Say why, and give the 421 one more pass to leave. */
+	smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
+	smtp_session_end(s);
+	return 1;
 }
 
-struct smtp_session **smtp_session_next(struct smtp_session *s)
+struct smtp_session *smtp_session_next(struct smtp_session *s)
 {
-	return &s->next;
+	return s->next;
+}
+
+void smtp_session_link(struct smtp_session *s, struct smtp_session **head)
+{
+	s->next = *head;
+	if (s->next)
+		s->next->pprev = &s->next;
+	s->pprev = head;
+	*head = s;
+}
+
+void smtp_session_unlink(struct smtp_session *s)
+{
+	if (!s->pprev)
+		return;
+	*s->pprev = s->next;
+	if (s->next)
+		s->next->pprev = s->pprev;
+	s->pprev = NULL;
+	s->next = NULL;
 }
 
 const struct sockaddr_storage *smtp_session_peer(const struct smtp_session *s)

@@ -42,15 +42,18 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 /* Graceful stop: idle sessions get 421 and close; one receiving a
  * message finishes it first. */
 void smtp_session_shutdown(struct smtp_session *s);
-/* Close now, whatever the state (stop deadline passed). */
-void smtp_session_abort(struct smtp_session *s);
+/* The stop deadline passed: close, cutting off a session stuck closing.
+ * Returns 1 while the session is not gone yet (try again shortly). */
+int smtp_session_abort(struct smtp_session *s);
 
 /* The 16-byte key of an address (IPv4 mapped) for per-client tables. */
 void smtp_server_addr_key(const struct sockaddr_storage *ss,
 			  unsigned char key[16]);
 
-/* Linked list for the server. */
-struct smtp_session **smtp_session_next(struct smtp_session *s);
+/* The server's list of sessions (O(1) unlink). */
+struct smtp_session *smtp_session_next(struct smtp_session *s);
+void smtp_session_link(struct smtp_session *s, struct smtp_session **head);
+void smtp_session_unlink(struct smtp_session *s);
 const struct sockaddr_storage *smtp_session_peer(const struct smtp_session *s);
 
 #endif

@@ -49,7 +49,7 @@ struct smtp_txn {
 struct smtp_session {
 	struct smtpd_env *env;
 	struct conn *conn;
-	struct smtp_session *next;     /* server's list */
+	struct smtp_session *next, **pprev;  /* server's list */
 	enum smtp_listener_kind kind;
 	enum smtp_state state;
 	uv_timer_t timer;
@@ -67,6 +67,7 @@ struct smtp_session {
 	struct tls_ctx *tls;           /* referenced at session start */
 	char *auth_user;
 	const char *auth_method;
+	struct auth_db *auth_db;       /* what auth_user was checked against */
 	struct smtp_auth_state *auth;  /* AUTH exchange in progress */
 	unsigned errors;
 	unsigned ok[C_COUNT], total[C_COUNT];

@@ -10,6 +10,7 @@ up, and nothing must be queued that should not be.
 """
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -335,6 +336,23 @@ try:
          "an oversize BDAT message: 552, its bytes consumed, session goes on", got)
     t.eq(r.queue_ids(), before, "the oversize BDAT message is not stored")
     c.close()
+    # A chunk far beyond the limit is not read and thrown away for ever:
+    # 552 and the connection closes at once.
+    c = session(r)
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.net>")
+    c.send(b"BDAT 99999999999 LAST\r\n")
+    t.eq(c.reply(), "552 5.3.4 Message size exceeds fixed limit",
+         "BDAT of 100 GB against a 10K limit: 552")
+    t.ok(c.closed(5), "... and the session closes instead of reading it")
+    c.close()
+    c = session(r)
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.net>")
+    c.send(b"BDAT 999999999999999999999999 LAST\r\n")
+    t.ok(c.reply().startswith("501 5.5.4"), "BDAT size overflowing 64 bits: 501")
+    t.ok(c.closed(5), "... and the session closes")
+    c.close()
     # Exactly the limit (headers present, nothing added) is fine.
     exact = MSG + b"z" * (10240 - len(MSG) - 2) + b"\r\n"
     rep = send_message(r, exact)
@@ -524,6 +542,37 @@ try:
     c = session(r)
     t.eq(c.cmd("BDAT abc"), "501 5.5.4 Syntax: BDAT count [LAST]", "BDAT without a count: 501")
     t.ok(c.closed(), "BDAT without a count closes the session (content boundary lost)")
+    c.close()
+
+    # ---- a client that pipelines without reading replies ---------------------
+    # Each 8-octet EHLO earns a ~200-octet reply: relayd must stop answering
+    # at its output bound instead of buffering them all, and go on once
+    # the client reads.
+    def rss_kib(pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+    c = session(r)
+    rss0 = rss_kib(r.proc.pid)
+    n_ehlo = 20000
+    c.send(b"EHLO flood.example\r\n" * n_ehlo)
+    time.sleep(1.0)
+    grown = rss_kib(r.proc.pid) - rss0
+    t.ok(grown < 2048, "20000 unread EHLO replies: relayd grew %d KiB (< 2 MiB)" % grown)
+    c.sock.settimeout(20)
+    got, tail = 0, b""
+    deadline = time.time() + 20
+    while got < n_ehlo and time.time() < deadline:
+        chunk = c.sock.recv(1 << 16)
+        if not chunk:
+            break
+        buf = tail + chunk
+        got += buf.count(b"250 CHUNKING\r\n")
+        # Keep a partial last line for the next round.
+        tail = buf[buf.rfind(b"\r\n") + 2:]
+    t.eq(got, n_ehlo, "once read, every one of the 20000 EHLOs is answered")
     c.close()
 
     # ---- still alive ---------------------------------------------------------

@@ -311,7 +311,10 @@ try:
     t.ok(refused, "stop: no new session is accepted")
     time.sleep(0.5)
     t.ok(r.proc.poll() is None, "stop: relayd waits for the session in DATA")
-    d.send(body[len(body) // 2:] + b".\r\n")
+    # A new transaction pipelined behind the end of the data must not
+    # start once the daemon is stopping.
+    d.send(body[len(body) // 2:] + b".\r\n" +
+           b"MAIL FROM:<late@example.org>\r\nRCPT TO:<late@example.net>\r\nDATA\r\n")
     final = d.reply()
     in_id = queued_id(final)
     t.ok(in_id is not None or final.startswith("421 "),
@@ -319,7 +322,8 @@ try:
     t.ok(in_id is not None, "stop: the DATA in progress was accepted within the grace period",
          final)
     after = d.reply() if in_id else ""
-    t.ok(not in_id or after.startswith("421 4.3.2"), "stop: then 421 4.3.2 shutting down", after)
+    t.ok(not in_id or after.startswith("421 4.3.2"),
+         "stop: then 421 4.3.2 shutting down, not 250 to the pipelined MAIL", after)
     t.ok(d.closed(), "stop: the DATA session is closed")
     d.close()
     try:

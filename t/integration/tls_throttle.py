@@ -124,8 +124,35 @@ try:
     t.eq(code, 235, "127.0.0.2 may still AUTH (the throttle is per address)")
     s.quit()
 
+    # A valid login does not wipe an address's failures: with one good
+    # account an attacker must not get unlimited guesses at the others.
+    def fail_once(src):
+        k = smtp(r.port_sub, source=src)
+        k.ehlo("client.test")
+        k.starttls(context=no_verify_ctx())
+        k.ehlo("client.test")
+        code, _ = k.docmd("AUTH", "PLAIN " + plain("mallory", "guess"))
+        try:
+            k.quit()
+        except (smtplib.SMTPServerDisconnected, OSError):
+            pass
+        return code
+
+    codes = [fail_once("127.0.0.3") for _ in range(5)]
+    k = smtp(r.port_sub, source="127.0.0.3")
+    k.ehlo("client.test")
+    k.starttls(context=no_verify_ctx())
+    k.ehlo("client.test")
+    t.eq(k.login("alice", "secret")[0], 235, "127.0.0.3: a valid login after 5 failures")
+    k.quit()
+    codes += [fail_once("127.0.0.3") for _ in range(AUTH_FAIL_LIMIT - 5)]
+    t.eq(codes[:-1], [535] * (AUTH_FAIL_LIMIT - 1),
+         "127.0.0.3: failures before and after the login -> 535")
+    t.eq(codes[-1], 421, "127.0.0.3: the %dth failure is still refused with 421 "
+         "(the login did not reset the count)" % AUTH_FAIL_LIMIT)
+
     elapsed = time.time() - t0
-    t.ok(elapsed < 30, "throttle test took %.1f s (< 30 s)" % elapsed)
+    t.ok(elapsed < 40, "throttle test took %.1f s (< 40 s)" % elapsed)
 except Exception:
     t.ok(False, "no unexpected exception", traceback.format_exc())
 finally:

@@ -186,6 +186,30 @@ static void test_submit_read(struct queue *q)
 	queue_id big;
 	is_int(submit(q, &big, 1, 1000000, 100), 0, "submit 1 MB (spilled) body");
 	ok(check_body(q, big.s, 1000000), "1 MB body byte-exact over 16 chunks");
+	/* An op applied again (its first commit reported an error after
+	 * all) is the same message: success, not a clash. */
+	{
+		struct queue_msg m2 = { 0 };
+		struct queue_rcpt r2 = { .addr = "x@example.net" };
+		queue_id_new(q, &m2.id);
+		m2.sender = "s@example.org";
+		m2.nrcpt = 1;
+		m2.rcpt = &r2;
+		struct queue_spool *sp;
+		queue_spool_new(q, &sp);
+		queue_spool_write(sp, "hello\r\n", 7);
+		struct queue_op *op = queue_op_submit(&m2, sp, 5);
+		is_int(queue_sync_run(q, op), 0, "submit");
+		is_int(queue_sync_run(q, op), 0, "the same op again: already stored, ok");
+		queue_op_free(op);
+		m2.sender = "other@example.org";
+		queue_spool_new(q, &sp);
+		op = queue_op_submit(&m2, sp, 5);
+		is_int(queue_sync_run(q, op), QUEUE_EEXIST, "another envelope under that id: EEXIST");
+		queue_op_free(op);
+		run(q, queue_op_remove(m2.id.s));
+	}
+
 	queue_id empty;
 	is_int(submit(q, &empty, 1, 0, 100), 0, "submit empty body");
 	ok(check_body(q, empty.s, 0), "empty body reads back empty");

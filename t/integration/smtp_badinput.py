@@ -17,6 +17,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import relaydtest  # noqa: E402
 from relaydtest import TAP, Relayd, Client  # noqa: E402
 
 QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{12})$")
@@ -560,7 +561,11 @@ try:
     c.send(b"EHLO flood.example\r\n" * n_ehlo)
     time.sleep(1.0)
     grown = rss_kib(r.proc.pid) - rss0
-    t.ok(grown < 2048, "20000 unread EHLO replies: relayd grew %d KiB (< 2 MiB)" % grown)
+    if relaydtest.SANITIZED:
+        t.skip("20000 unread EHLO replies: relayd stays within its output bound",
+               "RSS under ASan counts its quarantine")
+    else:
+        t.ok(grown < 2048, "20000 unread EHLO replies: relayd grew %d KiB (< 2 MiB)" % grown)
     c.sock.settimeout(20)
     got, tail = 0, b""
     deadline = time.time() + 20

@@ -9,6 +9,7 @@ only there).  top_builddir / top_srcdir come from the environment that
 `make check` sets; they default to this tree for a direct run.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +25,19 @@ RELAYD = os.path.join(TOP_BUILD, "relayd", "relayd")
 QUEUE_DUMP = os.path.join(TOP_BUILD, "t", "helpers", "queue_dump")
 # Built with ASan: memory figures include its quarantine and shadow.
 SANITIZED = os.environ.get("RELAYD_SANITIZERS") == "yes"
+
+
+# The reply to an accepted message, and its queue id.
+QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{12})$")
+# Keep whatever relayd queues where it is once delivery exists: a relayhost
+# nobody listens on, tried rarely.
+NO_DELIVERY = "relayhost = [127.0.0.1]:1\nretry_min = 1h\nretry_max = 2h\n"
+
+
+def queued_id(reply):
+    """The queue id of a '250 2.0.0 Ok: queued as ID' reply, or None."""
+    m = QUEUED_RE.match(reply or "")
+    return m.group(1) if m else None
 
 
 class TAP:

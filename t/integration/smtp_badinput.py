@@ -10,7 +10,6 @@ up, and nothing must be queued that should not be.
 """
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -18,18 +17,12 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import relaydtest  # noqa: E402
-from relaydtest import TAP, Relayd, Client  # noqa: E402
+from relaydtest import (TAP, Relayd, Client, QUEUED_RE, NO_DELIVERY,  # noqa: E402
+                        queued_id)
 
-QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{12})$")
-# Keep whatever relayd queues where it is: no delivery to the outside.
-NO_DELIVERY = "relayhost = [127.0.0.1]:1\nretry_min = 1h\nretry_max = 2h\n"
 
 t = TAP()
 
-
-def queued_id(reply):
-    m = QUEUED_RE.match(reply or "")
-    return m.group(1) if m else None
 
 
 def session(r, port=None, source=None, ehlo="client.example", timeout=10):

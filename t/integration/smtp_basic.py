@@ -17,18 +17,12 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaydtest import TAP, Relayd, Client  # noqa: E402
+from relaydtest import TAP, Relayd, Client, queued_id  # noqa: E402
 
-QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{12})$")
 ID_RE = re.compile(r"^[0-9A-Z]{12}$")
 
 t = TAP()
 
-
-def queued_id(reply):
-    """The queue id of a '250 2.0.0 Ok: queued as ID' reply, or None."""
-    m = QUEUED_RE.match(reply or "")
-    return m.group(1) if m else None
 
 
 def smtplib_id(code_resp):

@@ -23,17 +23,11 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaydtest import TAP, Relayd, Client  # noqa: E402
+from relaydtest import TAP, Relayd, Client, NO_DELIVERY, queued_id  # noqa: E402
 
-QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{12})$")
-NO_DELIVERY = "relayhost = [127.0.0.1]:1\nretry_min = 1h\nretry_max = 2h\n"
 
 t = TAP()
 
-
-def queued_id(reply):
-    m = QUEUED_RE.match(reply or "")
-    return m.group(1) if m else None
 
 
 def make_body(tag, lines=8):

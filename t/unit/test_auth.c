@@ -75,6 +75,10 @@ int main(void)
 	const char *bad = write_file("bad", "alice:$y$x\nalice:plaintext\n");
 	is_int(auth_db_load(&db, bad, NULL, err, sizeof(err)), -1, "plain-text password refused");
 	ok(strstr(err, "bad:2:") != NULL, "error names FILE:LINE (%s)", err);
+	const char *unk = write_file("unk", "bob:$9$notamethod$abc\n");
+	is_int(auth_db_load(&db, unk, NULL, err, sizeof(err)), -1,
+	       "hash method libcrypt does not know: refused at load");
+	ok(strstr(err, "unk:1:") != NULL, "... naming FILE:LINE (%s)", err);
 	const char *dup = write_file("dup", "a:$6$x$y\na:$6$x$z\n");
 	is_int(auth_db_load(&db, dup, NULL, err, sizeof(err)), -1, "duplicate user refused");
 	ok(strstr(err, "dup:2: duplicate") != NULL, "duplicate named (%s)", err);

@@ -35,11 +35,13 @@ struct conn {
 	char error[160];             /* why TLS failed, for the owner's log */
 };
 
+/* A write in flight owns the output buffer it was handed: the conn
+ * starts a fresh one, so nothing is copied. */
 struct write_req {
 	uv_write_t req;
 	struct conn *c;
 	size_t len;
-	char data[];
+	char *data;
 };
 
 /* libuv reads one stream at a time, and the read callback consumes the
@@ -93,6 +95,7 @@ static void on_write(uv_write_t *req, int status)
 	struct write_req *w = (struct write_req *)req;
 	struct conn *c = w->c;
 	c->in_flight -= w->len;
+	free(w->data);
 	free(w);
 	if (status < 0) {
 		do_close(c);
@@ -131,25 +134,21 @@ void conn_flush(struct conn *c)
 			do_close(c);
 		return;
 	}
-	struct write_req *w = malloc(sizeof(*w) + c->out_len);
+	struct write_req *w = malloc(sizeof(*w));
 	if (!w) {
 		do_close(c);
 		return;
 	}
 	w->c = c;
 	w->len = c->out_len;
-	memcpy(w->data, c->out, c->out_len);
-	c->out_len = 0;
-	/* Give back large buffers once drained. */
-	if (c->out_cap > 16384) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
+	w->data = c->out;
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
 	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
 	c->in_flight += w->len;
 	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
 		c->in_flight -= w->len;
+		free(w->data);
 		free(w);
 		do_close(c);
 	}

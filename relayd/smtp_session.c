@@ -50,7 +50,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	/* 4xx/5xx count towards the error limit (Postfix's
 	 * smtpd_hard_error_limit); 421 closes anyway. */
 	if ((buf[0] == '4' || buf[0] == '5') && strncmp(buf, "421", 3) != 0 &&
-	    ++s->errors >= SMTP_ERROR_LIMIT && s->state != SS_DONE) {
+	    ++s->errors == SMTP_ERROR_LIMIT && s->state != SS_DONE) {
 		conn_write(s->conn, "421 4.7.0 Error: too many errors\r\n", 34);
 		log_info(LOG_SVC_SMTPD, "too many errors from %s[%s]",
 			 s->client_name, s->client_addr);

@@ -115,7 +115,7 @@ static int domain_valid(const unsigned char *s, size_t n, int utf8)
 		if (s[n - 1] != ']' || n < 3)
 			return 0;
 		for (size_t i = 1; i < n - 1; i++)
-			if (!isalnum(s[i]) && !strchr(".:-", s[i]))
+			if (!isalnum(s[i]) && !(s[i] && strchr(".:-", s[i])))
 				return 0;
 		return 1;
 	}

@@ -109,6 +109,8 @@ int main(void)
 	RCPT_OK("TO:<b\xc3\xb6" "b@\xc3\xa9xample.net>", 1, "UTF-8 rcpt with SMTPUTF8");
 	RCPT_CODE("FROM:<bob@example.net>", 0, "501 5.5.4", "RCPT FROM");
 
+	ok(!smtp_mailbox_valid("A@[\0]", 5, 0), "NUL inside an address literal refused");
+	ok(!smtp_mailbox_valid("a\0b@example.org", 15, 0), "NUL inside a local part refused");
 	ok(smtp_xtext_valid("abc+2B+3D", 9), "xtext with escapes");
 	ok(!smtp_xtext_valid("abc+2", 5), "truncated escape");
 	ok(!smtp_xtext_valid("a b", 3), "space not xtext");

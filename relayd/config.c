@@ -28,8 +28,9 @@
 
 #include "config.h"
 
-#define CONFIG_LINE_MAX	4096	/* one physical line, without its EOL */
 #define LOGICAL_MAX	65536	/* one "key = value" with its continuations */
+#define CONFIG_LINE_MAX	LOGICAL_MAX	/* one physical line, without its EOL:
+					 * a dumped "key = value" fits one */
 #define FILE_MAX	(16 << 20)	/* config_load refuses larger files */
 #define DURATION_MAX	(3650ULL * 86400)	/* ten years */
 #define COUNT_MAX	1000000
@@ -1010,6 +1011,9 @@ static void assign(struct loadctx *c, const char *text, size_t len,
 		t = value_text(&params[i], val);
 		if (!t)
 			cfg_err(c, line, "%s: out of memory", params[i].name);
+		else if (strlen(params[i].name) + 3 + strlen(t) > LOGICAL_MAX)
+			cfg_err(c, line, "%s: value too long once written out (over %d bytes)",
+				params[i].name, LOGICAL_MAX);
 		free(c->cfg->text[i]);
 		c->cfg->text[i] = t;
 	}

@@ -225,7 +225,9 @@ static const char *take_path(const char *p, const char *kw, char *out,
 	/* Source route "@a,@b:user@d": ignore the route (RFC 5321 §4.1.2). */
 	if (start < end && *start == '@') {
 		const char *colon = memchr(start, ':', (size_t)(end - start));
-		if (!colon)
+		/* A route must lead somewhere: "<@a:>" is not the null
+		 * sender. */
+		if (!colon || colon + 1 == end)
 			return NULL;
 		start = colon + 1;
 	}

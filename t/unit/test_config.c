@@ -560,13 +560,35 @@ static void test_lines(void)
 	config_free(&c);
 	free(errs);
 
-	long_line = malloc(10000);
+	long_line = malloc(70100);
 	memcpy(long_line, "hostname = ", 11);
-	memset(long_line + 11, 'a', 9000);
-	strcpy(long_line + 9011, "\n  more\nrecipient_limit = 3\n");
+	memset(long_line + 11, 'a', 70000);
+	strcpy(long_line + 70011, "\n  more\nrecipient_limit = 3\n");
 	n = load(&c, long_line, &errs);
 	is_int(n, 1, "overlong line: one error");
-	is_str(errs, "relayd.conf:1: line too long (over 4096 bytes)\n", "overlong line message");
+	is_str(errs, "relayd.conf:1: line too long (over 65536 bytes)\n", "overlong line message");
+
+	/* A list whose written-out form (", " separators) would not load
+	 * back is refused: every dump must be a loadable file. */
+	{
+		size_t k = strlen("trusted_networks = ");
+		char *lst = malloc(65600);
+		memcpy(lst, "trusted_networks = ", k);
+		while (k < 65000) {
+			memcpy(lst + k, "::,", 3);
+			k += 3;
+		}
+		strcpy(lst + k, "::\n");
+		struct config c2;
+		char *e2;
+		int n2 = load(&c2, lst, &e2);
+		is_int(n2, 1, "list too long once written out: one error");
+		ok(e2 && strstr(e2, "trusted_networks: value too long once written out") != NULL,
+		   "... saying so");
+		config_free(&c2);
+		free(e2);
+		free(lst);
+	}
 	is_int(c.recipient_limit, 3, "parsing goes on after an overlong line");
 	config_free(&c);
 	free(errs);

@@ -62,6 +62,8 @@ int main(void)
 	MAIL_CODE("FROM:<j\xc3@b.example> SMTPUTF8", "501 5.1.7", "broken UTF-8");
 	MAIL_CODE("FROM:<j\xe0\x80\x80@b.example> SMTPUTF8", "501 5.1.7", "overlong UTF-8");
 	MAIL_CODE("FROM:<a@b.example", "501 5.5.4", "unclosed bracket");
+	MAIL_CODE("FROM:@:", "501 5.5.4", "empty source route is not the null sender");
+	MAIL_CODE("FROM:<@a.example:>", "501 5.5.4", "route to nothing is not the null sender");
 	MAIL_CODE("TO:<a@b.example>", "501 5.5.4", "MAIL TO");
 	MAIL_CODE("", "501 5.5.4", "no argument");
 	MAIL_CODE("FROM:<a b@c.example>", "501 5.1.7", "space in address");

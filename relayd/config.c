@@ -960,6 +960,19 @@ static char *value_text(const struct param *p, const char *val)
 	return t;
 }
 
+/* What config_dump shows for key i: paths and computed defaults as in
+ * effect, everything else as written (or the default's text). */
+static const char *shown_value(const struct config *cfg, size_t i)
+{
+	const struct param *p = &params[i];
+
+	if (p->type == T_PATH || !p->def)
+		return *(char *const *)((const char *)cfg + p->off);
+	if (cfg->text && cfg->text[i])
+		return cfg->text[i];
+	return p->def;
+}
+
 /* ---- lines ---- */
 
 static int find_param(const char *key, size_t klen)
@@ -1011,11 +1024,14 @@ static void assign(struct loadctx *c, const char *text, size_t len,
 		t = value_text(&params[i], val);
 		if (!t)
 			cfg_err(c, line, "%s: out of memory", params[i].name);
-		else if (strlen(params[i].name) + 3 + strlen(t) > LOGICAL_MAX)
-			cfg_err(c, line, "%s: value too long once written out (over %d bytes)",
-				params[i].name, LOGICAL_MAX);
 		free(c->cfg->text[i]);
 		c->cfg->text[i] = t;
+		/* Every dump must load back: what it will show (lists with
+		 * ", ", paths made absolute) must fit one line. */
+		const char *shown = t ? shown_value(c->cfg, (size_t)i) : NULL;
+		if (shown && strlen(params[i].name) + 3 + strlen(shown) > LOGICAL_MAX)
+			cfg_err(c, line, "%s: value too long once written out (over %d bytes)",
+				params[i].name, LOGICAL_MAX);
 	}
 	if (!params[i].implemented)
 		cfg_warn(c, line, "%s: not implemented yet", params[i].name);
@@ -1284,13 +1300,7 @@ void config_dump(const struct config *cfg, FILE *out)
 
 	for (i = 0; i < NPARAMS; i++) {
 		p = &params[i];
-		/* Paths and computed defaults show what is in effect. */
-		if (p->type == T_PATH || !p->def)
-			v = *(char *const *)((const char *)cfg + p->off);
-		else if (cfg->text && cfg->text[i])
-			v = cfg->text[i];
-		else
-			v = p->def;
+		v = shown_value(cfg, i);
 		if (v && *v)
 			fprintf(out, "%s = %s\n", p->name, v);
 		else

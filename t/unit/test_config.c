@@ -588,6 +588,18 @@ static void test_lines(void)
 		config_free(&c2);
 		free(e2);
 		free(lst);
+		/* The same for a relative path, which the dump makes absolute. */
+		char *pth = malloc(65600);
+		k = strlen("dkim_keys = ");
+		memcpy(pth, "dkim_keys = ", k);
+		memset(pth + k, 'x', 65532 - k);
+		strcpy(pth + 65532, "\n");
+		n2 = load_named(&c2, "/srv/relayd-test-directory/relayd.conf", pth,
+				strlen(pth), &e2);
+		is_int(n2, 1, "relative path too long once made absolute: one error");
+		config_free(&c2);
+		free(e2);
+		free(pth);
 	}
 	is_int(c.recipient_limit, 3, "parsing goes on after an overlong line");
 	config_free(&c);

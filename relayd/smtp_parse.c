@@ -148,7 +148,9 @@ int smtp_mailbox_valid(const char *str, size_t n, int utf8)
 	size_t at = n;
 	int quoted = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '"' && (i == 0 || s[i - 1] != '\\'))
+		if (quoted && s[i] == '\\')
+			i++;                  /* quoted-pair: skip what it escapes */
+		else if (s[i] == '"')
 			quoted = !quoted;
 		else if (s[i] == '@' && !quoted)
 			at = i;

@@ -46,6 +46,8 @@ int main(void)
 	is_str(m.addr, "a@b.example", "source route removed from the address");
 	MAIL_OK("FROM:<\"john doe\"@example.org>", "quoted local part");
 	MAIL_OK("FROM:<\"a>b\"@example.org>", "'>' inside quotes");
+	MAIL_OK("FROM:<\"a\\\\\"@example.org>", "quoted local part ending in an escaped backslash");
+	MAIL_CODE("FROM:<\"a\\\"@example.org>", "501", "escaped closing quote leaves the quote open");
 	MAIL_OK("FROM:<a@[127.0.0.1]>", "address literal");
 	MAIL_OK("FROM:<a@b.example> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=abc+2B1 AUTH=<>",
 		"all parameters");

@@ -417,9 +417,17 @@ static void dispatch(struct smtp_session *s, char *line)
 	smtp_reply(s, "502 5.5.2 Error: command not recognized");
 }
 
-/* Handle one line from the input.  Returns bytes consumed, 0 when no
- * complete line is buffered yet. */
-static size_t command_line(struct smtp_session *s, const char *p, size_t n)
+/* Take k bytes of input; 1 (progress) for command_line's caller. */
+static int took(struct smtp_session *s, size_t k)
+{
+	conn_consume(s->conn, k);
+	return 1;
+}
+
+/* Handle one line from the input, consuming it before it is acted on, so
+ * a command that resets the input (STARTTLS) resets only what follows.
+ * Returns 0 when no complete line is buffered yet, else 1. */
+static int command_line(struct smtp_session *s, const char *p, size_t n)
 {
 	size_t max = s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5))
 		     ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
@@ -427,9 +435,9 @@ static size_t command_line(struct smtp_session *s, const char *p, size_t n)
 	if (s->discard_line) {
 		/* The rest of a line already refused as too long. */
 		if (!lf)
-			return n;
+			return took(s, n);
 		s->discard_line = 0;
-		return (size_t)(lf - p) + 1;
+		return took(s, (size_t)(lf - p) + 1);
 	}
 	if (!lf) {
 		if (n < SMTP_AUTH_LINE_MAX)
@@ -438,33 +446,34 @@ static size_t command_line(struct smtp_session *s, const char *p, size_t n)
 		 * arrives. */
 		smtp_reply(s, "500 5.5.2 Error: line too long");
 		s->discard_line = 1;
-		return n;
+		return took(s, n);
 	}
 	size_t len = (size_t)(lf - p) + 1;
 	if (len < 2 || p[len - 2] != '\r') {
 		smtp_reply(s, "500 5.5.2 Error: bare <LF> received");
-		return len;
+		return took(s, len);
 	}
 	if (len > max) {
 		smtp_reply(s, "500 5.5.2 Error: line too long");
-		return len;
+		return took(s, len);
 	}
 	char line[SMTP_AUTH_LINE_MAX + 1];
 	memcpy(line, p, len - 2);
 	line[len - 2] = 0;
 	if (memchr(line, '\r', len - 2)) {
 		smtp_reply(s, "500 5.5.2 Error: bare <CR> received");
-		return len;
+		return took(s, len);
 	}
 	if (memchr(line, 0, len - 2)) {
 		smtp_reply(s, "500 5.5.2 Error: NUL character in command");
-		return len;
+		return took(s, len);
 	}
+	took(s, len);
 	if (s->state == SS_AUTH)
 		smtp_auth_line(s, line, len - 2);
 	else
 		dispatch(s, line);
-	return len;
+	return 1;
 }
 
 /* Process buffered input until it runs out or the session must wait. */
@@ -487,19 +496,13 @@ void smtp_process(struct smtp_session *s)
 		const char *p = conn_input(s->conn, &n);
 		if (n == 0)
 			break;
-		size_t used;
-		if (s->state == SS_DATA || s->state == SS_BDAT)
-			used = smtp_receive_input(s, p, n);
-		else
-			used = command_line(s, p, n);
-		if (used == 0)
+		if (s->state == SS_DATA || s->state == SS_BDAT) {
+			size_t used = smtp_receive_input(s, p, n);
+			if (used == 0)
+				break;
+			conn_consume(s->conn, used);
+		} else if (!command_line(s, p, n)) {
 			break;
-		/* STARTTLS may have reset the input already. */
-		if (s->conn && !conn_closing(s->conn)) {
-			size_t now;
-			conn_input(s->conn, &now);
-			if (now >= used)
-				conn_consume(s->conn, used);
 		}
 	}
 	if (!s->conn)

@@ -24,21 +24,6 @@ static const char *str(const char *s)
 	return s ? s : "";
 }
 
-static int write_all(const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(STDOUT_FILENO, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int dump_body(struct queue_read *r, const struct queue_msg *m)
 {
 	uint64_t total = 0;
@@ -51,7 +36,7 @@ static int dump_body(struct queue_read *r, const struct queue_msg *m)
 				m->id.s, i, queue_strerror(rc));
 			return 1;
 		}
-		if (write_all(data, len)) {
+		if (fwrite(data, 1, len, stdout) != len) {
 			fprintf(stderr, "queue_dump: write: %s\n", strerror(errno));
 			return 1;
 		}

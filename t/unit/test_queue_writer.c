@@ -136,7 +136,7 @@ static void test_isolation(const char *dir)
 	struct queue *q;
 	uv_loop_init(&loop);
 	loop_thread_id = pthread_self();
-	is_int(queue_open(&q, dir, 2 << 20, 0), 0, "open 2 MiB map");
+	is_int(queue_open(&q, dir, 3 << 20, 0), 0, "open 3 MiB map");
 	queue_writer_start(q, &loop);
 	static struct submitter big[4], small[8];
 	for (int i = 0; i < 4; i++) {
@@ -165,16 +165,60 @@ static void test_isolation(const char *dir)
 	queue_close(q);
 }
 
+/* Large messages finishing together are split into batches bounded in
+ * bytes, many small ops into batches bounded in count. */
+static void test_caps(const char *dir)
+{
+	uv_loop_t loop;
+	struct queue *q;
+	uv_loop_init(&loop);
+	loop_thread_id = pthread_self();
+	is_int(queue_open(&q, dir, 0, 0), 0, "open");
+	queue_writer_set_limits(q, 8, 1 << 20);
+	queue_writer_start(q, &loop);
+	static struct submitter big[12], small[40];
+	for (int i = 0; i < 12; i++) {
+		big[i] = (struct submitter){ .q = q, .left = 1, .body = 300000 };
+		next(&big[i]);
+	}
+	for (int spins = 0; spins < 100000 && !all_done(big, 12, 1); spins++)
+		uv_run(&loop, UV_RUN_ONCE);
+	struct queue_writer_stats st;
+	queue_writer_stats(q, &st);
+	int done = 0;
+	for (int i = 0; i < 12; i++)
+		done += big[i].done;
+	is_int(done, 12, "twelve 300 KB messages committed");
+	ok(st.max_batch_bytes <= 1 << 20, "no batch over 1 MiB (largest %llu bytes)",
+	   (unsigned long long)st.max_batch_bytes);
+	ok(st.batches >= 4, "so they took %llu commits", (unsigned long long)st.batches);
+	for (int i = 0; i < 40; i++) {
+		small[i] = (struct submitter){ .q = q, .left = 3, .body = 100 };
+		next(&small[i]);
+	}
+	for (int spins = 0; spins < 100000 && !all_done(small, 40, 3); spins++)
+		uv_run(&loop, UV_RUN_ONCE);
+	queue_writer_stats(q, &st);
+	ok(st.max_batch_ops <= 8, "no batch over 8 ops (largest %llu)",
+	   (unsigned long long)st.max_batch_ops);
+	queue_writer_stop(q);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	uv_loop_close(&loop);
+	queue_close(q);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/relayd-test-writer.XXXXXX";
 	if (!mkdtemp(dir))
 		return 1;
-	char d1[64], d2[64];
+	char d1[64], d2[64], d3[64];
 	snprintf(d1, sizeof(d1), "%s/a", dir);
 	snprintf(d2, sizeof(d2), "%s/b", dir);
+	snprintf(d3, sizeof(d3), "%s/c", dir);
 	test_batches(d1);
 	test_isolation(d2);
+	test_caps(d3);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

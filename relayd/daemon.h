@@ -15,6 +15,7 @@ struct daemon {
 	uv_loop_t *loop;
 	struct config *cfg;          /* current configuration (owned) */
 	struct queue *queue;
+	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	int stopping;

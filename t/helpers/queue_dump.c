@@ -7,6 +7,8 @@
  *                            "rcpt=ADDR state=N notify=N orcpt=..." per
  *                            recipient (a NULL string prints as empty)
  *   queue_dump DIR -l        the queue ids, one per line, in arrival order
+ *   queue_dump DIR -L        "running PID" when a daemon holds the queue's
+ *                            lock, else "stopped"
  *
  * Opens the queue read-only.  Exit 1 with a message on stderr when the
  * queue or the message is not there (or a read fails), 2 on bad usage.
@@ -80,7 +82,8 @@ static int print_id(const struct queue_msg *m, void *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: queue_dump DIR ID [-e]\n"
-		"       queue_dump DIR -l\n");
+		"       queue_dump DIR -l\n"
+		"       queue_dump DIR -L\n");
 	exit(2);
 }
 
@@ -95,6 +98,19 @@ int main(int argc, char **argv)
 	if (argc < 3 || argc > 4)
 		usage();
 	dir = argv[1];
+	if (argc == 3 && strcmp(argv[2], "-L") == 0) {
+		long pid;
+		int held = queue_lock_probe(dir, &pid);
+		if (held < 0) {
+			fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(held));
+			return 1;
+		}
+		if (held)
+			printf("running %ld\n", pid);
+		else
+			printf("stopped\n");
+		return 0;
+	}
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-l") == 0)
 			list = 1;

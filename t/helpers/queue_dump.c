@@ -73,9 +73,22 @@ static int dump_envelope(const struct queue_msg *m)
 	return 0;
 }
 
-static int print_id(const struct queue_msg *m, void *arg)
+/* The ids, a page at a time: no snapshot is held while stdout drains. */
+static int list_ids(struct queue *q)
 {
-	printf("%s\n", m->id.s);
+	struct queue_msg page[256];
+	char after[QUEUE_ID_LEN + 1] = "";
+	size_t n;
+	do {
+		int rc = queue_list_page(q, after[0] ? after : NULL, page, 256, &n);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < n; i++) {
+			printf("%s\n", page[i].id.s);
+			memcpy(after, page[i].id.s, sizeof(after));
+			queue_msg_clear(&page[i]);
+		}
+	} while (n == 256);
 	return 0;
 }
 
@@ -136,7 +149,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (list) {
-		rc = queue_msg_iter(r, NULL, print_id, NULL);
+		queue_read_end(r);
+		r = NULL;
+		rc = list_ids(q);
 		if (rc)
 			fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(rc));
 		ret = rc || fflush(stdout) ? 1 : 0;

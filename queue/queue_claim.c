@@ -130,6 +130,12 @@ int queue__apply_claim(struct queue *q, MDB_txn *txn, struct queue_op *op)
 				op->u.claim.gens[i] = gen;
 				granted = 1;
 			}
+		} else if (!held && queue__rcpt_live(&r) && r.claim_until <= now) {
+			/* Our own delivery outlived its lease: still ours, but
+			 * pushed out of the scheduler's way for another lease. */
+			struct queue_rcpt r2 = r;
+			r2.claim_until = now + op->u.claim.lease;
+			rc = move(q, txn, it, held, &r, &r2);
 		}
 		queue__rcpt_clear(&r);
 	}

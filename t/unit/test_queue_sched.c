@@ -186,10 +186,17 @@ static void test_claims(struct queue *q)
 	g = queue_op_claim_gens(op, &n);
 	ok(g[0] == 0 && g[1] == 0, "second claim (another pass) refused");
 	queue_op_free(op);
+	op = queue_op_claim(items, 1, now + 100, 60);
+	queue_sync_run(q, op);
+	ok(queue_op_claim_gens(op, &n)[0] == 0,
+	   "our own claim holds past its lease (the delivery still runs)");
+	queue_op_free(op);
+	due_of(q, id.s, 0, &w);
+	is_int(w, now + 160, "and is pushed out of the scheduler's way");
 	is_int(run(q, queue_op_admin(id.s, QUEUE_ADMIN_FLUSH)), 0, "flush");
 	is_int(run(q, queue_op_admin(id.s, QUEUE_ADMIN_REQUEUE)), 0, "requeue");
 	due_of(q, id.s, 0, &w);
-	is_int(w, now + 60, "flush and requeue leave an in-flight rcpt alone");
+	is_int(w, now + 160, "flush and requeue leave an in-flight rcpt alone");
 
 	struct queue_rcpt_update u = { .rcpt = 0, .state = QUEUE_RCPT_DEFERRED,
 				       .next_attempt = now + 300, .claim = gen0 + 1000 };
@@ -649,9 +656,10 @@ static void test_lock(void)
 		pause();
 		_exit(0);
 	}
+	/* The pid is written just after the lock is taken: wait for both. */
 	int held = 0;
-	for (int i = 0; i < 200 && !held; i++) {
-		held = queue_lock_probe(dir, &pid) == 1;
+	for (int i = 0; i < 500 && !held; i++) {
+		held = queue_lock_probe(dir, &pid) == 1 && pid == c;
 		if (!held)
 			usleep(10000);
 	}

@@ -2,7 +2,7 @@
  * queue-scale.c - the queue at scale: a million messages.
  *
  *   queue-scale [-n MESSAGES] [-D DESTINATIONS] [-B BLOCKED] [-u UPDATES]
- *               [-s BODYSIZE] [-d DIR] [-k]
+ *               [-i INFLIGHT] [-s BODYSIZE] [-d DIR] [-k]
  *
  * Fills a fresh queue (default 1,000,000 messages of 1 KiB, one recipient
  * each, one in ten with three, spread over 5000 destinations, due over the
@@ -18,7 +18,8 @@
  *              and how many of them were blocked ones (must be 0)
  *   updates    recipient updates/s through the writer: claims of those
  *              batches, then results (deferred with attempt facts and
- *              history), 1024 ops in flight; the issue's target is 20,000/s
+ *              history), one recipient per op, INFLIGHT (1024) ops in
+ *              flight; the issue's target is 20,000/s
  *   listing    messages/s copied out page by page (queue_list_page) and
  *              printed mailq-style to /dev/null; target 200,000/s
  * The directory (a fresh queue-scale.XXXXXX under DIR, default /var/tmp)
@@ -37,7 +38,6 @@
 #include "queue.h"
 
 #define INFLIGHT 512
-#define UPD_INFLIGHT 1024
 #define BATCH 50
 
 struct bench {
@@ -49,6 +49,7 @@ struct bench {
 	char *body;
 	int64_t t0;
 	int last_err;
+	size_t upd_inflight;
 };
 
 static double now(void)
@@ -179,7 +180,7 @@ static void block(struct bench *b, unsigned nblock, char (*blocked)[32])
 		dest_name(blocked[i], 32, (uint64_t)i * (b->ndest / nblock));
 		ops[i] = queue_op_dest_block(blocked[i], b->t0 + 86400);
 	}
-	feed(b, ops, nblock, UPD_INFLIGHT, &f);
+	feed(b, ops, nblock, b->upd_inflight, &f);
 	free(ops);
 	printf("blocked: %u destinations until tomorrow\n", nblock);
 }
@@ -262,7 +263,7 @@ static void batches_and_updates(struct bench *b, unsigned nblock,
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < nd[i] && ni < nops; k++)
 			items[ni++] = due[i][k];
-	feed(b, ops, nops, UPD_INFLIGHT, &f);
+	feed(b, ops, nops, b->upd_inflight, &f);
 	s = now() - t0;
 	printf("updates: %zu claims in %.2f s = %.0f recipient updates/s%s\n", nops, s,
 	       (double)nops / s, f.failed ? " (FAILURES)" : "");
@@ -291,7 +292,7 @@ static void batches_and_updates(struct bench *b, unsigned nblock,
 		ops[i] = queue_op_rcpt_update(items[i].id.s, &u, 1);
 	}
 	t0 = now();
-	feed(b, ops, ni, UPD_INFLIGHT, &f);
+	feed(b, ops, ni, b->upd_inflight, &f);
 	s = now() - t0;
 	printf("updates: %zu results (%zu under a claim) in %.2f s = %.0f recipient "
 	       "updates/s%s\n", ni, nclaimed, s, (double)ni / s,
@@ -345,7 +346,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 static void usage(void)
 {
 	fprintf(stderr, "usage: queue-scale [-n MESSAGES] [-D DESTINATIONS] [-B BLOCKED]"
-		" [-u UPDATES] [-s BODYSIZE] [-d DIR] [-k]\n");
+		" [-u UPDATES] [-i INFLIGHT] [-s BODYSIZE] [-d DIR] [-k]\n");
 	exit(2);
 }
 
@@ -361,24 +362,26 @@ static uint64_t number(const char *s)
 
 int main(int argc, char **argv)
 {
-	struct bench b = { .n = 1000000, .ndest = 5000, .bodylen = 1024 };
+	struct bench b = { .n = 1000000, .ndest = 5000, .bodylen = 1024,
+			   .upd_inflight = 1024 };
 	uint64_t nblock = 500, maxupd = 50000;
 	const char *base = "/var/tmp";
 	char work[4096], path[4200];
 	int opt, keep = 0;
-	while ((opt = getopt(argc, argv, "n:D:B:u:s:d:k")) != -1) {
+	while ((opt = getopt(argc, argv, "n:D:B:u:i:s:d:k")) != -1) {
 		switch (opt) {
 		case 'n': b.n = number(optarg); break;
 		case 'D': b.ndest = (unsigned)number(optarg); break;
 		case 'B': nblock = number(optarg); break;
 		case 'u': maxupd = number(optarg); break;
+		case 'i': b.upd_inflight = (size_t)number(optarg); break;
 		case 's': b.bodylen = (size_t)number(optarg); break;
 		case 'd': base = optarg; break;
 		case 'k': keep = 1; break;
 		default: usage();
 		}
 	}
-	if (optind != argc || !b.n || !b.ndest || nblock > b.ndest ||
+	if (optind != argc || !b.n || !b.ndest || nblock > b.ndest || !b.upd_inflight ||
 	    b.ndest > 99999 || b.bodylen > (1u << 24))
 		usage();
 	snprintf(work, sizeof(work), "%s/queue-scale.XXXXXX", base);

@@ -12,7 +12,14 @@
  *  - synchronously (queue_sync_*), one transaction per call, for the admin
  *    tools when the daemon is down and for tests.
  *
- * Reads take a short read-only snapshot (queue_read_begin/queue_read_end).
+ * Reads take a short read-only snapshot (queue_read_begin/queue_read_end),
+ * or copy out what they need in one call (queue_list_page, queue_body_copy).
+ *
+ * For the scheduler: the `due` and per-destination indexes say what is due
+ * where (queue_due_*, queue_dest_*); claims (queue_op_claim) keep work in
+ * flight from being handed out twice; atomic groups (queue_op_group) commit
+ * a recipient's fate, the bounce it causes and the message's removal
+ * together.  For the tools: the daemon lock (queue_lock_*).
  *
  * Every function returns 0 or a negative QUEUE_E* code; none aborts on bad
  * data or I/O errors.  Records from disk are validated before use.

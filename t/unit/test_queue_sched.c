@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <lmdb.h>
+#include <uv.h>
 #include "queue.h"
 #include "t/tap.h"
 
@@ -480,22 +481,47 @@ static void test_body_copy(struct queue *q)
 struct churn {
 	struct queue *q;
 	queue_id *ids;
-	int n, stop, rounds;
+	int n, stop, rounds, next;
+	uv_loop_t loop;
 };
 
 /* Move both recipients of a message together, one op each time. */
+static void churn_next(struct churn *c);
+
+static void churn_done(void *arg, int status, const struct queue_op *op)
+{
+	struct churn *c = arg;
+	__atomic_store_n(&c->rounds, c->rounds + 1, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) && c->next < 100000)
+		churn_next(c);
+}
+
+static void churn_next(struct churn *c)
+{
+	int round = c->next++;
+	struct queue_rcpt_update u[2] = {
+		{ .rcpt = 0, .state = QUEUE_RCPT_DEFERRED, .next_attempt = round },
+		{ .rcpt = 1, .state = QUEUE_RCPT_DEFERRED, .next_attempt = round },
+	};
+	queue_writer_submit(c->q, queue_op_rcpt_update(c->ids[round % c->n].s, u, 2),
+			    churn_done, c);
+}
+
+/* The group-commit writer, on a loop of its own, committing updates
+ * four at a time until told to stop. */
 static void *churn_main(void *arg)
 {
 	struct churn *c = arg;
-	for (int round = 0; !__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) &&
-	     round < 100000; round++) {
-		struct queue_rcpt_update u[2] = {
-			{ .rcpt = 0, .state = QUEUE_RCPT_DEFERRED, .next_attempt = round },
-			{ .rcpt = 1, .state = QUEUE_RCPT_DEFERRED, .next_attempt = round },
-		};
-		run(c->q, queue_op_rcpt_update(c->ids[round % c->n].s, u, 2));
-		__atomic_store_n(&c->rounds, round + 1, __ATOMIC_RELAXED);
-	}
+	uv_loop_init(&c->loop);
+	if (queue_writer_start(c->q, &c->loop))
+		return NULL;
+	for (int i = 0; i < 4; i++)
+		churn_next(c);
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+		uv_run(&c->loop, UV_RUN_ONCE);
+	queue_writer_stop(c->q);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&c->loop);
 	return NULL;
 }
 
@@ -537,7 +563,7 @@ static void test_listing(struct queue *q)
 	}
 	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
-	ok(c.rounds > 0, "writer committed %d updates meanwhile", c.rounds);
+	ok(c.rounds > 0, "the writer committed %d updates meanwhile", c.rounds);
 	ok(consistent, "every listed message is whole as of one commit");
 	ok(ordered, "pages in id order, no message twice");
 	is_int(seen, base + N, "every message listed");

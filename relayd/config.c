@@ -152,12 +152,21 @@ static const struct param params[] = {
 	  .doc = "Concurrent sessions per client address, trusted_networks "
 		 "exempt (0: no limit)." },
 	{ .name = "dns_servers", .type = T_ADDRS, .off = OFF(dns_servers),
-	  .def = "", .port = 53, .flags = F_NUMERIC,
+	  .def = "", .port = 53, .flags = F_NUMERIC, .implemented = true,
 	  .doc = "DNS servers, IP:port, the port defaulting to 53 (empty: "
 		 "those of /etc/resolv.conf)." },
+	{ .name = "dns_timeout", .type = T_DURATION, .off = OFF(dns_timeout),
+	  .def = "10s", .min = 1, .max = 300, .implemented = true,
+	  .doc = "The longest one DNS query may take, retries included; "
+		 "then the lookup fails temporarily." },
 	{ .name = "delivery_port", .type = T_COUNT, .off = OFF(delivery_port),
 	  .def = "25", .min = 1, .max = 65535,
 	  .doc = "TCP port used for MX delivery (labs and tests)." },
+	{ .name = "smtp_mx_address_limit", .type = T_COUNT,
+	  .off = OFF(smtp_mx_address_limit), .def = "5", .min = 0,
+	  .max = COUNT_MAX,
+	  .doc = "Next-hop addresses tried per delivery attempt, over all "
+		 "MX hosts in preference order (0: no limit)." },
 	{ .name = "relayhost", .type = T_ADDR, .off = OFF(relayhost),
 	  .def = "", .port = 25,
 	  .doc = "Upstream smarthost, [host]:port, used instead of MX "

@@ -73,6 +73,7 @@ static const char *const tls_levels[] = { "none", "may", "encrypt", "verify", NU
 static const char *const inet_names[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const policy_names[] = { "map", "any", NULL };
 static const char *const log_formats[] = { "postfix", "json", NULL };
+static const char *const yes_no[] = { "no", "yes", NULL };
 
 /* Enums are stored through an int; make sure that is their size. */
 _Static_assert(sizeof(enum config_tls_level) == sizeof(int), "enum size");
@@ -151,6 +152,12 @@ static const struct param params[] = {
 	  .max = COUNT_MAX, .implemented = true,
 	  .doc = "Concurrent sessions per client address, trusted_networks "
 		 "exempt (0: no limit)." },
+	{ .name = "smtpd_peername_lookup", .type = T_ENUM,
+	  .off = OFF(smtpd_peername_lookup), .def = "yes", .names = yes_no,
+	  .implemented = true,
+	  .doc = "yes: log clients by their forward-confirmed reverse name, "
+		 "looked up before the greeting (which waits 1.5 s at most); "
+		 "no: every client is 'unknown'." },
 	{ .name = "dns_servers", .type = T_ADDRS, .off = OFF(dns_servers),
 	  .def = "", .port = 53, .flags = F_NUMERIC, .implemented = true,
 	  .doc = "DNS servers, IP:port, the port defaulting to 53 (empty: "

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "privs.h"
+#include "resolver.h"
 #include "smtp_server.h"
 #include "tls.h"
 
@@ -41,6 +42,8 @@ static void on_server_stopped(void *arg)
 	queue_writer_stop(d->queue);
 	smtp_server_free(d->smtpd);
 	d->smtpd = NULL;
+	dns_resolver_free(d->dns);   /* no session is left to use it */
+	d->dns = NULL;
 	close_signals(d);
 }
 
@@ -149,6 +152,25 @@ static int start_privileged(struct daemon *d)
 	return 0;
 }
 
+/* The resolver of client names (and of delivery, later). */
+static int start_resolver(struct daemon *d)
+{
+	struct resolver_conf rc;
+	char err[256];
+	if (resolver_conf_init(&rc, d->cfg)) {
+		log_err(LOG_SVC_MASTER, "cannot start the resolver: out of memory");
+		return -1;
+	}
+	int rc_new = dns_resolver_new(&d->dns, d->loop, &rc.opt, err, sizeof(err));
+	resolver_conf_free(&rc);
+	if (rc_new) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
+	smtp_server_set_dns(d->smtpd, d->dns);
+	return 0;
+}
+
 int daemon_start(struct daemon *d)
 {
 	d->loop = uv_default_loop();
@@ -167,6 +189,8 @@ int daemon_start(struct daemon *d)
 		return -1;
 	}
 	smtp_server_set_queue(d->smtpd, d->queue);
+	if (start_resolver(d))
+		return -1;
 	uv_signal_init(d->loop, &d->sig_term);
 	uv_signal_init(d->loop, &d->sig_int);
 	uv_signal_init(d->loop, &d->sig_hup);

@@ -233,6 +233,11 @@ void smtp_server_set_queue(struct smtp_server *s, struct queue *q)
 	s->env.queue = q;
 }
 
+void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns)
+{
+	s->env.dns = dns;
+}
+
 void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx)
 {
 	if (s->env.tls)

@@ -25,6 +25,7 @@ struct smtpd_env {
 	struct tls_ctx *tls;         /* NULL: no STARTTLS, no AUTH */
 	struct auth_db *auth;        /* NULL: no AUTH */
 	struct auth_throttle *throttle;
+	struct dns_resolver *dns;    /* client names; NULL: none looked up */
 	int stopping;
 	unsigned long long messages;
 	/* The server's hooks. */

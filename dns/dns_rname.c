@@ -99,8 +99,8 @@ static void ptr_done(struct dns_wait *w, const struct dns_answer *a)
 	if (!j->nslot)
 		snprintf(j->why, sizeof(j->why), "address %s: malformed PTR name", j->ip);
 	/* pending holds one until all are started: a cache hit answers at
-	 * once.  The names are checked in parallel; the first in PTR order
-	 * that is confirmed wins (all answers are in by then). */
+	 * once.  The names are checked in parallel; the first answer that
+	 * confirms its name wins, reported once every answer is in. */
 	for (size_t i = 0; i < j->nslot; i++) {
 		j->pending++;
 		dns__wait(j->job.r, j->slot[i].name,

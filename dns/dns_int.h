@@ -130,6 +130,11 @@ void dns__local_addrs(const struct dns_resolver *r,
 		      const struct sockaddr_storage **v, size_t *n);
 int dns__prefer_ipv6(const struct dns_resolver *r);
 
+/* ---- dns_rname.c ---- */
+/* d.c.b.a.in-addr.arpa, or the 32 nibbles of ip6.arpa (len >= 74). */
+void dns__reverse_name(int family, const unsigned char *addr, char *buf,
+		       size_t len);
+
 /* ---- dns_order.c: the next-hop rules without the network ---- */
 
 /* One MX host and what its address lookups gave. */

@@ -110,16 +110,15 @@ static void ptr_done(struct dns_wait *w, const struct dns_answer *a)
 		finish(j, j->found);
 }
 
-/* The reverse name: d.c.b.a.in-addr.arpa or the ip6.arpa nibbles. */
-static void reverse_name(const struct rname_job *j, char *buf, size_t len)
+void dns__reverse_name(int family, const unsigned char *a, char *buf,
+		       size_t len)
 {
-	const unsigned char *a = j->addr;
-	if (j->family == AF_INET) {
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+	if (family == AF_INET) {
 		snprintf(buf, len, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
 		return;
 	}
-	static const char hex[] = "0123456789abcdef";
-	size_t k = 0;
 	for (int i = 15; i >= 0 && k + 4 < len; i--) {
 		buf[k++] = hex[a[i] & 15];
 		buf[k++] = '.';
@@ -170,7 +169,7 @@ struct dns_job *dns_client_name(struct dns_resolver *r,
 	j->ptr.done = ptr_done;
 	dns__list_init(&j->ptr.link);
 	dns__job_start(r, &j->job, rname_destroy);
-	reverse_name(j, rev, sizeof(rev));
+	dns__reverse_name(j->family, j->addr, rev, sizeof(rev));
 	dns__wait(r, rev, DNS_T_PTR, &j->ptr);
 	if (fired)
 		return NULL;

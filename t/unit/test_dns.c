@@ -438,8 +438,21 @@ static void test_cache(void)
 	ok(dns__name_norm("", norm, sizeof(norm)) < 0, "empty name refused");
 }
 
+static void test_reverse(void)
+{
+	char buf[80];
+	unsigned char v4[4] = { 192, 0, 2, 10 }, v6[16];
+	dns__reverse_name(AF_INET, v4, buf, sizeof(buf));
+	is_str(buf, "10.2.0.192.in-addr.arpa", "IPv4 reverse name");
+	inet_pton(AF_INET6, "2001:db8::567:89ab", v6);
+	dns__reverse_name(AF_INET6, v6, buf, sizeof(buf));
+	is_str(buf, "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+	       "IPv6 reverse name (RFC 3596 example)");
+}
+
 int main(void)
 {
+	test_reverse();
 	test_parse();
 	test_order();
 	test_build();

@@ -1,8 +1,15 @@
 /*
  * queue.c - open and close the LMDB environment, create the schema, map
  * LMDB errors to the library's codes.
+ *
+ * Directory entries are data too: a new queue_dir, its tmp/ and LMDB's
+ * data.mdb and lock.mdb exist for sure after a crash only once the
+ * directories holding them are fsynced, so a writable open fsyncs
+ * queue_dir (and its parent when it made queue_dir) before it returns.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,11 +119,32 @@ fail:
 	return queue__err(rc);
 }
 
+/* fsync a directory, so the entries made in it survive a crash. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return QUEUE_EIO;
+	int rc = fsync(fd) ? QUEUE_EIO : 0;
+	close(fd);
+	return rc;
+}
+
+static int sync_parent(const char *dir)
+{
+	char *copy = strdup(dir);
+	if (!copy)
+		return QUEUE_ENOMEM;
+	int rc = sync_dir(dirname(copy));
+	free(copy);
+	return rc;
+}
+
 int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	       unsigned flags)
 {
 	struct queue *q = calloc(1, sizeof(*q));
-	int rc;
+	int rc, made = 0;
 	*qp = NULL;
 	if (!q)
 		return QUEUE_ENOMEM;
@@ -128,12 +156,15 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	}
 	if (!(flags & QUEUE_OPEN_RDONLY)) {
 		char tmp[4096];
-		if ((mkdir(dir, 0700) && errno != EEXIST) ||
+		made = mkdir(dir, 0700) == 0;
+		if ((!made && errno != EEXIST) ||
 		    (size_t)snprintf(tmp, sizeof(tmp), "%s/tmp", dir) >= sizeof(tmp) ||
 		    (mkdir(tmp, 0700) && errno != EEXIST)) {
 			rc = QUEUE_EIO;
 			goto fail;
 		}
+		if (made && (rc = sync_parent(dir)))
+			goto fail;
 	}
 	if ((rc = mdb_env_create(&q->env)) ||
 	    (rc = mdb_env_set_maxdbs(q->env, 8)) ||
@@ -149,6 +180,8 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 		rc = rc == ENOENT ? QUEUE_ENOENT : queue__err(rc);
 		goto fail;
 	}
+	if (!(flags & QUEUE_OPEN_RDONLY) && (rc = sync_dir(dir)))
+		goto fail;
 	/* A tool killed inside a read snapshot leaves its reader slot
 	 * behind, pinning old pages; clear such slots now. */
 	mdb_reader_check(q->env, NULL);

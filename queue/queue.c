@@ -182,9 +182,7 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	}
 	if (!(flags & QUEUE_OPEN_RDONLY) && (rc = sync_dir(dir)))
 		goto fail;
-	/* A tool killed inside a read snapshot leaves its reader slot
-	 * behind, pinning old pages; clear such slots now. */
-	mdb_reader_check(q->env, NULL);
+	queue_reader_check(q, NULL);
 	if ((rc = open_schema(q)))
 		goto fail;
 	if ((rc = queue__id_init(q)))
@@ -194,6 +192,15 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 fail:
 	queue_close(q);
 	return rc;
+}
+
+int queue_reader_check(struct queue *q, int *cleared)
+{
+	int dead = 0;
+	int rc = mdb_reader_check(q->env, &dead);
+	if (cleared)
+		*cleared = dead;
+	return queue__err(rc);
 }
 
 void queue_close(struct queue *q)

@@ -112,6 +112,13 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 /* Close; the writer, if started, must have been stopped. */
 void queue_close(struct queue *q);
 
+/* Clear the reader slots of processes that died inside a read snapshot
+ * (a tool killed mid-read): each pins the pages of its snapshot, and
+ * enough of them fill the reader table.  Opening does it once; a long
+ * running process calls it now and then.  *cleared (may be NULL) gets the
+ * number of slots freed. */
+int queue_reader_check(struct queue *q, int *cleared);
+
 /* Allocate a fresh queue id, increasing with time and unique within this
  * queue (also across restarts, even if the clock steps back). */
 void queue_id_new(struct queue *q, queue_id *out);

@@ -17,6 +17,7 @@ struct daemon {
 	struct queue *queue;
 	struct smtp_server *smtpd;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t reader_timer;     /* clears dead readers' slots */
 	int stopping;
 	const char *config_path;
 	unsigned log_flags;

@@ -251,6 +251,8 @@ def test_reader_check(t):
                 break
             time.sleep(0.1)
         t.ok(gone, "reader check: the dead reader's slot is cleared while relayd runs")
+        t.ok(r.wait_log("cleared 1 queue reader slot left by dead processes", 5),
+             "reader check: relayd logs the slot it cleared", r.log()[-1500:])
         t.ok(queued_id(send_one(r.port_smtp, message(3))), "reader check: relayd still queues")
     finally:
         if holder:
@@ -265,7 +267,7 @@ def main():
         if not os.path.exists(f):
             print("1..0 # SKIP %s not built" % f)
             return
-    tests = (test_flags, test_durability)
+    tests = (test_flags, test_durability, test_reader_check)
     # A direct run may name the scenarios to run: queue_faults.py eio flags
     wanted = sys.argv[1:]
     for test in tests:

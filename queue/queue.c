@@ -31,6 +31,7 @@ const char *queue_strerror(int err)
 	case QUEUE_ENOMEM: return "out of memory";
 	case QUEUE_EEXIST: return "queue id exists";
 	case QUEUE_ESTOPPED: return "queue writer stopped";
+	case QUEUE_EFATAL: return "queue environment unusable";
 	default: return "unknown queue error";
 	}
 }
@@ -50,6 +51,39 @@ int queue__err(int rc)
 	case MDB_BAD_VALSIZE: return QUEUE_ECORRUPT;
 	default: return QUEUE_EIO;
 	}
+}
+
+/* Errors after which the environment cannot be trusted: LMDB's own
+ * verdicts, and an I/O error from a commit, which means the fsync failed
+ * and the kernel may have dropped the pages it could not write. */
+static int is_fatal(int rc, int commit)
+{
+	switch (rc) {
+	case MDB_PANIC:
+	case MDB_CORRUPTED:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+		return 1;
+	case EIO:
+		return commit;
+	default:
+		return 0;
+	}
+}
+
+int queue__fail(struct queue *q, int rc, int commit)
+{
+	if (!is_fatal(rc, commit))
+		return queue__err(rc);
+	int none = 0;
+	__atomic_compare_exchange_n(&q->fatal, &none, rc, 0, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	return QUEUE_EFATAL;
+}
+
+int queue__broken(struct queue *q)
+{
+	return __atomic_load_n(&q->fatal, __ATOMIC_SEQ_CST) != 0;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)

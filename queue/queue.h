@@ -35,6 +35,11 @@
 #define QUEUE_ENOMEM   (-6)
 #define QUEUE_EEXIST   (-7)   /* queue id already stored */
 #define QUEUE_ESTOPPED (-8)   /* writer is shutting down */
+/* The environment is unusable (LMDB panic, corruption, version mismatch,
+ * or a commit's fsync failed, after which what is on disk is unknown).
+ * Sticky: every later write fails with it.  The process must exit and be
+ * restarted; the queue is recovered when it is opened again. */
+#define QUEUE_EFATAL   (-9)
 
 const char *queue_strerror(int err);
 
@@ -232,6 +237,12 @@ int queue_writer_submit(struct queue *q, struct queue_op *op,
 /* Finish every queued op, stop the thread, close the async handle.  The
  * loop must run (uv_run) for the pending completions and the close. */
 void queue_writer_stop(struct queue *q);
+
+/* fn(arg, why) runs once on the loop thread, after the completions of the
+ * batch that found the environment unusable (QUEUE_EFATAL); why is LMDB's
+ * or the system's text for the error.  Call after queue_writer_start. */
+typedef void queue_fatal_fn(void *arg, const char *why);
+void queue_writer_on_fatal(struct queue *q, queue_fatal_fn *fn, void *arg);
 
 /* Statistics kept by the writer (approximate, for status and benchmarks). */
 struct queue_writer_stats {

@@ -30,10 +30,17 @@ struct queue {
 	pthread_mutex_t id_lock;     /* guards last_id */
 	uint64_t last_id;
 	struct queue_writer *writer;
+	int fatal;                   /* first fatal LMDB/errno code; atomic */
 };
 
 /* LMDB status to QUEUE_E*. */
 int queue__err(int mdb_rc);
+/* Map a failed transaction's code, and remember it when it leaves the
+ * environment unusable (then QUEUE_EFATAL).  commit: rc came from
+ * mdb_txn_commit. */
+int queue__fail(struct queue *q, int rc, int commit);
+/* 1 once a fatal error was seen: write nothing more. */
+int queue__broken(struct queue *q);
 /* Seed the id counter from the largest stored id. */
 int queue__id_init(struct queue *q);
 /* Load a message with its recipients inside txn (queue_read.c). */

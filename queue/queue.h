@@ -140,7 +140,20 @@ struct queue_spool;
 int queue_spool_new(struct queue *q, struct queue_spool **sp);
 int queue_spool_write(struct queue_spool *sp, const void *buf, size_t len);
 uint64_t queue_spool_size(const struct queue_spool *sp);
+/* Free; with a file job in flight the memory goes when the job ends. */
 void queue_spool_free(struct queue_spool *sp);
+
+/* Make a fresh spool do its file I/O (creating the spill file, writing
+ * it) in loop's thread pool instead of on the calling thread, which then
+ * never waits for the disk.  ready(arg) runs on the loop thread after
+ * each file job; every other spool call is for the loop thread too.
+ * While queue_spool_busy says 1, stop writing (the memory bound) until
+ * ready; while queue_spool_pending says 1, do not submit the spool. */
+typedef void queue_spool_ready_fn(void *arg);
+int queue_spool_async(struct queue_spool *sp, uv_loop_t *loop,
+		      queue_spool_ready_fn *ready, void *arg);
+int queue_spool_busy(const struct queue_spool *sp);
+int queue_spool_pending(const struct queue_spool *sp);
 
 /* ---- reading ---- */
 

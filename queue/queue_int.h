@@ -53,8 +53,10 @@ void queue__rcpt_key(uint8_t key[QUEUE_RCPT_KEY_LEN], const char *id,
 void queue__due_key(uint8_t key[QUEUE_DUE_KEY_LEN], int64_t when,
 		    const char *id, uint32_t idx);
 
-/* Spool access for the writer: flush on the caller's thread (in
- * queue_op_submit), then read from the writer thread. */
+/* Spool access for the writer: check on the caller's thread (in
+ * queue_op_submit) that the spool is complete (no file job in flight, no
+ * write error), then read from the writer thread: the file part with
+ * pread, the rest from memory. */
 int queue__spool_flush(struct queue_spool *sp);
 int queue__spool_read(struct queue_spool *sp, uint64_t off, void *buf,
 		      size_t len);

@@ -22,7 +22,7 @@ one ("ack"); on request it makes spill-file writes slow or fsync fail.
    periodic reader check (period set by RELAYD_READER_CHECK_MS).
 """
 import os
-import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -195,6 +195,34 @@ def test_slow_spill(t):
         t.ok(len(lat) >= 5, "slow spill: the probe ran during the transfer (%d NOOPs)" % len(lat))
         t.ok(worst < slow_ms / 2000.0,
              "slow spill: no NOOP waited %d ms or more (worst %.0f ms)" % (slow_ms // 2, worst * 1000))
+        # The same content by BDAT, and by DATA pipelined with QUIT and a
+        # half-close: input read while the spool is busy is not lost.
+        c = Client(r.port_smtp, timeout=30)
+        c.reply()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<alice@example.org>")
+        c.cmd("RCPT TO:<bob@example.net>")
+        chunks = [body[i:i + 100000] for i in range(0, len(body), 100000)]
+        for i, chunk in enumerate(chunks):
+            last = " LAST" if i == len(chunks) - 1 else ""
+            c.send(b"BDAT %d%s\r\n" % (len(chunk), last.encode()) + chunk)
+        replies = [c.reply() for _ in chunks]
+        c.close()
+        qid = queued_id(replies[-1])
+        t.ok(qid is not None and all(x.startswith("250") for x in replies),
+             "slow spill: BDAT in %d chunks queued" % len(chunks), replies)
+        got = r.body(qid) if qid else None
+        t.ok(got is not None and got.endswith(b"\r\n\r\n" + text), "slow spill: BDAT body whole")
+        c = Client(r.port_smtp, timeout=30)
+        c.reply()
+        c.send(b"EHLO client.example\r\nMAIL FROM:<alice@example.org>\r\n"
+               b"RCPT TO:<bob@example.net>\r\nDATA\r\n" + body + b".\r\nQUIT\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        replies = [c.reply() for _ in range(6)]
+        c.close()
+        qid = queued_id(replies[4])
+        t.ok(qid is not None and replies[5].startswith("221"),
+             "slow spill: pipelined DATA, QUIT and EOF: queued, then 221", replies)
     finally:
         r.cleanup()
 

@@ -10,6 +10,14 @@
  * writer commit what it holds, close every handle, exit 0.  SIGHUP: reload
  * the configuration, the certificate and the credentials; whatever fails
  * to load keeps the running version and says why.
+ *
+ * A queue that turns unusable (QUEUE_EFATAL: LMDB panic, a failed fsync)
+ * is logged at crit and stops the daemon with exit status 1, for the
+ * service manager to restart it.
+ *
+ * Every minute a timer clears the queue's reader slots left by tools that
+ * died inside a read snapshot: opening the queue clears them once, but the
+ * daemon keeps it open for months.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +29,32 @@
 #include "privs.h"
 #include "smtp_server.h"
 #include "tls.h"
+
+/* Period of the stale reader check; RELAYD_READER_CHECK_MS (tests only,
+ * not a configuration key) shortens it. */
+#define READER_CHECK_MS 60000
+
+static uint64_t reader_check_period(void)
+{
+	const char *e = getenv("RELAYD_READER_CHECK_MS");
+	char *end;
+	unsigned long ms = e ? strtoul(e, &end, 10) : 0;
+	if (!e || *end || ms < 10 || ms > 3600000)
+		return READER_CHECK_MS;
+	return ms;
+}
+
+static void on_reader_check(uv_timer_t *h)
+{
+	struct daemon *d = h->data;
+	int cleared = 0;
+	int rc = queue_reader_check(d->queue, &cleared);
+	if (rc)
+		log_warn(LOG_SVC_MASTER, "queue reader check: %s", queue_strerror(rc));
+	else if (cleared)
+		log_warn(LOG_SVC_MASTER, "cleared %d queue reader slot%s left by dead processes",
+			 cleared, cleared == 1 ? "" : "s");
+}
 
 static void close_signals(struct daemon *d)
 {
@@ -39,19 +73,39 @@ static void on_server_stopped(void *arg)
 {
 	struct daemon *d = arg;
 	queue_writer_stop(d->queue);
+	uv_close((uv_handle_t *)&d->reader_timer, NULL);
 	smtp_server_free(d->smtpd);
 	d->smtpd = NULL;
 	close_signals(d);
 }
 
-static void on_stop_signal(uv_signal_t *h, int signum)
+static void stop(struct daemon *d)
 {
-	struct daemon *d = h->data;
 	if (d->stopping)
 		return;
 	d->stopping = 1;
-	log_info(LOG_SVC_MASTER, "terminating on signal %d", signum);
 	smtp_server_stop(d->smtpd, on_server_stopped, d);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	if (!d->stopping)
+		log_info(LOG_SVC_MASTER, "terminating on signal %d", signum);
+	stop(d);
+}
+
+/* The queue cannot be trusted any more: every write would answer 451
+ * until someone noticed.  Stop the way SIGTERM does (sessions waiting on
+ * a commit have their 451 already) and exit non-zero, so the service
+ * manager restarts relayd and LMDB recovers the queue at open. */
+static void on_queue_fatal(void *arg, const char *why)
+{
+	struct daemon *d = arg;
+	log_msg(LOG_SVC_MASTER, LOG_CRIT, "queue %s is unusable (%s): exiting to be restarted",
+		d->cfg->queue_dir, why);
+	d->exit_code = 1;
+	stop(d);
 }
 
 /* Load the TLS context and the credentials named by cfg.  Each out
@@ -166,7 +220,12 @@ int daemon_start(struct daemon *d)
 			queue_strerror(rc));
 		return -1;
 	}
+	queue_writer_on_fatal(d->queue, on_queue_fatal, d);
 	smtp_server_set_queue(d->smtpd, d->queue);
+	uint64_t period = reader_check_period();
+	uv_timer_init(d->loop, &d->reader_timer);
+	d->reader_timer.data = d;
+	uv_timer_start(&d->reader_timer, on_reader_check, period, period);
 	uv_signal_init(d->loop, &d->sig_term);
 	uv_signal_init(d->loop, &d->sig_int);
 	uv_signal_init(d->loop, &d->sig_hup);
@@ -188,5 +247,5 @@ int daemon_run(struct daemon *d)
 	log_info(LOG_SVC_MASTER, "stopped");
 	config_free(d->cfg);
 	uv_loop_close(d->loop);
-	return 0;
+	return d->exit_code;
 }

@@ -17,7 +17,9 @@ struct daemon {
 	struct queue *queue;
 	struct smtp_server *smtpd;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t reader_timer;     /* clears dead readers' slots */
 	int stopping;
+	int exit_code;               /* daemon_run's result */
 	const char *config_path;
 	unsigned log_flags;
 };

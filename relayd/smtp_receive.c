@@ -4,6 +4,14 @@
  * Message-ID: and Date: (RFC 6409 §8), enforce size and hop limits, and
  * hand the message to the queue's group commit.  The 250 goes out only
  * from the commit's completion: "queued" means on disk.
+ *
+ * The spool writes a large body to its spill file in the thread pool
+ * (queue_spool_async), never on the loop: a slow disk must not stall the
+ * other sessions.  While a spill write is in flight and the next buffer is
+ * full, this session stops consuming input (the conn then stops reading
+ * the socket at its input bound), and at the end of the content it waits
+ * in SS_WAIT for the last write before submitting; the spool's ready
+ * callback resumes it.  Only this session waits for its disk.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +29,29 @@ static int spool_emit(void *arg, const void *buf, size_t len)
 {
 	struct smtp_session *s = arg;
 	return queue_spool_write(s->txn->spool, buf, len) ? -1 : 0;
+}
+
+static void finish_content(struct smtp_session *s, enum smtp_count which);
+
+/* A spill write finished: go on consuming input, or submit. */
+static void on_spool_ready(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *t = s->txn;
+	if (!s->conn || !t || s->state != SS_WAIT)
+		return;
+	if (t->finish_waiting && !queue_spool_pending(t->spool)) {
+		t->finish_waiting = 0;
+		s->state = SS_CMD;
+		conn_resume(s->conn);
+		finish_content(s, t->finish_which);
+	} else if (t->spool_wait && !queue_spool_busy(t->spool)) {
+		s->state = t->spool_wait;
+		t->spool_wait = 0;
+	} else {
+		return;
+	}
+	smtp_process(s);
 }
 
 static void rfc5322_date(char *buf, size_t len, time_t when)
@@ -99,6 +130,8 @@ static int start_content(struct smtp_session *s, enum smtp_data_mode mode)
 	struct smtp_txn *t = s->txn;
 	int rc = queue_spool_new(s->env->queue, &t->spool);
 	if (rc == 0)
+		rc = queue_spool_async(t->spool, s->env->loop, on_spool_ready, s);
+	if (rc == 0)
 		rc = write_received(s);
 	if (rc)
 		return rc;
@@ -165,6 +198,14 @@ static void finish_content(struct smtp_session *s, enum smtp_count which)
 		smtp_reply(s, "%s", refuse);
 		smtp_txn_reset(s);
 		s->state = SS_CMD;
+		return;
+	}
+	if (queue_spool_pending(t->spool)) {
+		/* The last spill write is still in flight. */
+		t->finish_waiting = 1;
+		t->finish_which = which;
+		s->state = SS_WAIT;
+		conn_pause(s->conn);
 		return;
 	}
 	struct queue_msg m = {
@@ -316,17 +357,26 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 size_t smtp_receive_input(struct smtp_session *s, const char *p, size_t n)
 {
 	struct smtp_txn *t = s->txn;
+	size_t used;
 	if (s->state == SS_DATA) {
-		size_t used = smtp_data_feed(&t->data, p, n);
+		used = smtp_data_feed(&t->data, p, n);
 		if (t->data.done)
 			finish_content(s, C_DATA);
-		return used;
+	} else {
+		used = n < s->bdat_left ? n : (size_t)s->bdat_left;
+		if (t && !t->bdat_reply)
+			smtp_data_feed(&t->data, p, used);
+		s->bdat_left -= used;
+		if (s->bdat_left == 0)
+			chunk_end(s);
 	}
-	size_t take = n < s->bdat_left ? n : (size_t)s->bdat_left;
-	if (t && !t->bdat_reply)
-		smtp_data_feed(&t->data, p, take);
-	s->bdat_left -= take;
-	if (s->bdat_left == 0)
-		chunk_end(s);
-	return take;
+	t = s->txn;
+	if ((s->state == SS_DATA || s->state == SS_BDAT) && t && t->spool &&
+	    queue_spool_busy(t->spool)) {
+		/* Both spill buffers are full: stop here (SS_WAIT, so that
+		 * input after EOF is kept) until on_spool_ready. */
+		t->spool_wait = s->state;
+		s->state = SS_WAIT;
+	}
+	return used;
 }

@@ -43,6 +43,10 @@ struct smtp_txn {
 	int data_started;
 	uint64_t stored_size;          /* with our Received:, for the log */
 	int bdat_failed;               /* a BDAT error: refuse until LAST */
+	/* Waiting in SS_WAIT for a spill write (smtp_receive.c): */
+	enum smtp_state spool_wait;    /* to go on in this state, or SS_CMD */
+	int finish_waiting;            /* to submit the complete content */
+	enum smtp_count finish_which;  /* C_DATA or C_BDAT, for finish_content */
 	const char *bdat_reply;
 };
 

@@ -120,6 +120,7 @@ class Relayd:
         self.log_path = os.path.join(self.dir, "relayd.log")
         self.conf_path = os.path.join(self.dir, "relayd.conf")
         self.proc = None
+        self.env = None          # the daemon's environment (None: ours)
         lines = [
             "hostname = %s" % hostname,
             "smtp_listen = 127.0.0.1:%d" % self.port_smtp,
@@ -169,7 +170,8 @@ class Relayd:
             start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
             self.log_file = open(self.log_path, "ab")
             self.proc = subprocess.Popen([RELAYD, "-F", "-f", self.conf_path],
-                                         stdout=self.log_file, stderr=subprocess.STDOUT)
+                                         stdout=self.log_file, stderr=subprocess.STDOUT,
+                                         env=self.env)
             if not wait_port:
                 return self
             deadline = time.time() + 15

@@ -233,12 +233,15 @@ static const char *take_path(const char *p, const char *kw, char *out,
 			return NULL;
 		start = colon + 1;
 	}
+	/* A path longer than RFC 5321 allows is a bad address, not a bad
+	 * command: *addrlen says so, out stays empty. */
 	size_t n = (size_t)(end - start);
+	*addrlen = n;
+	out[0] = 0;
 	if (n >= outlen)
-		return NULL;
+		return p;
 	memcpy(out, start, n);
 	out[n] = 0;
-	*addrlen = n;
 	return p;
 }
 
@@ -348,6 +351,10 @@ int smtp_parse_mail(const char *arg, struct smtp_mail_args *m,
 	}
 	if (rc < 0)
 		goto syntax;
+	if (n > SMTP_PATH_MAX) {
+		*reply = R_BAD_SENDER;
+		return -1;
+	}
 	if (n > 0 && !smtp_mailbox_valid(m->addr, n, m->smtputf8)) {
 		*reply = !m->smtputf8 && has_8bit(m->addr, n) ? R_UTF8_SENDER : R_BAD_SENDER;
 		return -1;
@@ -439,6 +446,10 @@ int smtp_parse_rcpt(const char *arg, int smtputf8, struct smtp_rcpt_args *r,
 	}
 	if (rc < 0)
 		goto syntax;
+	if (n > SMTP_PATH_MAX) {
+		*reply = R_BAD_RCPT;
+		return -1;
+	}
 	if (!smtp_mailbox_valid(r->addr, n, smtputf8)) {
 		*reply = !smtputf8 && has_8bit(r->addr, n) ? R_UTF8_RCPT : R_BAD_RCPT;
 		return -1;

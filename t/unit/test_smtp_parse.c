@@ -89,7 +89,19 @@ int main(void)
 	memset(longaddr, 'a', sizeof(longaddr));
 	memcpy(longaddr, "FROM:<", 6);
 	memcpy(longaddr + 380, "@b.example>", 12);
-	MAIL_CODE(longaddr, "501", "path over 256 octets");
+	MAIL_CODE(longaddr, "501 5.1.7", "path over 256 octets: a bad address");
+	memcpy(longaddr, "  TO:<", 6);
+	RCPT_CODE(longaddr, 0, "501 5.1.3", "recipient path over 256 octets: a bad address");
+	RCPT_CODE(longaddr + 2, 0, "501 5.1.3", "... without leading blanks");
+	/* 256 octets is the most RFC 5321 §4.5.3.1.3 allows, and allowed. */
+	char addr256[300] = "TO:<";
+	memset(addr256 + 4, 'l', 64);
+	addr256[68] = '@';
+	for (int i = 69; i < 4 + 256; i++)
+		addr256[i] = (i - 69) % 60 == 59 ? '.' : 'd';
+	strcpy(addr256 + 4 + 256, "> NOTIFY=NEVER");
+	RCPT_OK(addr256, 0, "recipient path of exactly 256 octets");
+	is_int(strlen(r.addr), 256, "... kept whole");
 	char longlabel[120] = "FROM:<a@";
 	memset(longlabel + 8, 'b', 70);
 	strcpy(longlabel + 78, ".example>");

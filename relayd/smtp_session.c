@@ -317,6 +317,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg)
 	int ok = 0;
 	if (!s->txn) {
 		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+	} else if (s->txn->data_started) {
+		/* RFC 3030 §3: the envelope is closed once content flows;
+		 * the Received: "for" clause is already written. */
+		smtp_reply(s, "503 5.5.1 Error: BDAT in progress, RCPT not allowed");
 	} else if (smtp_parse_rcpt(arg, s->txn->mail.smtputf8, &r, &err)) {
 		smtp_reply(s, "%s", err);
 	} else if (!s->esmtp && (r.notify || r.orcpt[0])) {

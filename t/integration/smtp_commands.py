@@ -62,6 +62,8 @@ try:
              ("orcpt=%s\n" % orcpt) in (env or ""),
              "the long recipient and its ORCPT are stored whole", env)
         s.quit()
+    except smtplib.SMTPException as e:
+        t.ok(False, "smtplib: the DSN transaction completes", repr(e))
     finally:
         s.close()
 
@@ -119,6 +121,36 @@ try:
          "an unfinished 605-octet NOOP is refused at once")
     c.send("\r\nNOOP\r\n")
     t.eq(replies(c, 1), ["250 2.0.0 Ok"], "... and the session goes on")
+    c.close()
+
+    # ---- RCPT after BDAT content has begun ----------------------------------
+    c = session(r)
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<first@example.net>")
+    chunk = b"Subject: chunked\r\n"
+    c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+    t.ok(c.reply().startswith("250 2.0.0 Ok"), "BDAT first chunk: 250")
+    t.eq(c.cmd("RCPT TO:<late@example.net>"), "503 5.5.1 Error: BDAT in progress, RCPT not allowed",
+         "RCPT after a BDAT chunk: 503 5.5.1")
+    chunk = b"\r\nbody\r\n"
+    c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+    qid = queued_id(c.reply())
+    t.ok(qid is not None, "the BDAT transaction still completes")
+    env = r.envelope(qid) if qid else ""
+    t.ok("rcpt=first@example.net " in (env or "") and "late@example.net" not in (env or ""),
+         "only the recipient given before the content is stored", env)
+    body = r.body(qid) if qid else b""
+    t.ok(b"for <first@example.net>" in (body or b""),
+         "the Received: names the one recipient", body)
+    # Pipelined in one write: BDAT, RCPT, the last BDAT.
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<first@example.net>")
+    c.send(b"BDAT 4\r\nS: xRCPT TO:<late@example.net>\r\nBDAT 2 LAST\r\n\r\n")
+    got = replies(c, 3)
+    t.ok(len(got) == 3 and got[0].startswith("250 2.0.0 Ok") and
+         got[1] == "503 5.5.1 Error: BDAT in progress, RCPT not allowed" and
+         queued_id(got[2]) is not None,
+         "pipelined BDAT, RCPT, BDAT LAST: 250, 503, queued", got)
     c.close()
 
     # ---- still alive ---------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include "smtp_parse.h"
 #include "queue.h"
+#include "text.h"
 
 #define R_SYNTAX_MAIL "501 5.5.4 Syntax: MAIL FROM:<address>"
 #define R_SYNTAX_RCPT "501 5.5.4 Syntax: RCPT TO:<address>"
@@ -25,35 +26,8 @@
 /* Length of a well-formed UTF-8 sequence at p (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-	size_t len;
 	uint32_t cp;
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and out-of-range code points. */
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	return text_utf8_len(p, n, &cp);
 }
 
 /* atext of RFC 5322 plus UTF-8 (RFC 6532) when allowed. */

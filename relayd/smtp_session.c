@@ -196,10 +196,21 @@ static int need_arg(struct smtp_session *s, const char *arg, const char *syntax)
 	return 0;
 }
 
+/* 1 when every byte is printable ASCII other than the space. */
+static int printable_word(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return 0;
+	return 1;
+}
+
 static int set_helo(struct smtp_session *s, const char *arg)
 {
+	/* A domain or an address literal (RFC 5321 §4.1.1.1), in ASCII
+	 * (A-labels): it reaches the logs and our Received: header. */
 	size_t n = strlen(arg);
-	if (n > 255 || strchr(arg, ' ') || strpbrk(arg, "<>\"")) {
+	if (n > 255 || !printable_word(arg) || strpbrk(arg, "<>\"")) {
 		smtp_reply(s, "501 5.5.2 Error: invalid hostname");
 		return -1;
 	}

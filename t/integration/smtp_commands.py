@@ -18,6 +18,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relaydtest import (TAP, Relayd, NO_DELIVERY, queued_id, session,  # noqa: E402
                         replies)
+from tls_common import b64, plain, session as tls_session  # noqa: E402
 
 t = TAP()
 
@@ -38,6 +39,7 @@ DOMAIN = ".".join(["d" * 45, "e" * 45, "f" * 45, "g" * 45]) + ".example"
 LONG_ADDR = LOCAL + "@" + DOMAIN[:250 - len(LOCAL) - 1]
 
 r = Relayd(tls=False, conf=NO_DELIVERY + "trusted_networks = 127.0.0.1/32\n")
+ra = Relayd(conf=NO_DELIVERY)
 try:
     r.start()
 
@@ -153,6 +155,99 @@ try:
          "pipelined BDAT, RCPT, BDAT LAST: 250, 503, queued", got)
     c.close()
 
+    # ---- HELO / EHLO arguments are printable ASCII ---------------------------
+    c = session(r, ehlo=None)
+    bad_helos = [
+        (b"EHLO a\x1b[31mred", "ESC sequence"),
+        (b"HELO host\tname", "TAB"),
+        (b"EHLO del\x7f.example", "DEL"),
+        (b"EHLO b\xc3\xbccher.example", "UTF-8 (U-label)"),
+        (b"EHLO \xe2\x80\xaeelpmaxe.evil", "RLO U+202E"),
+        (b"HELO \xc2\x9b" b"2J.example", "C1 CSI U+009B"),
+        (b"EHLO \x9b" b"2J.example", "raw C1 byte"),
+    ]
+    for line, what in bad_helos:
+        c.send(line + b"\r\n")
+        t.eq(c.reply(), "501 5.5.2 Error: invalid hostname", "HELO/EHLO with %s: 501 5.5.2" % what)
+    t.eq(c.cmd("MAIL FROM:<a@example.org>"), "503 5.5.1 Error: send HELO/EHLO first",
+         "no refused HELO/EHLO counts as a greeting")
+    t.ok(c.cmd("EHLO [127.0.0.1]").startswith("250-relayd.test"), "EHLO [127.0.0.1]: 250")
+    t.ok(c.cmd("EHLO Mail-1.example.org").startswith("250-relayd.test"), "EHLO of a plain name: 250")
+    c.close()
+
+    # ---- client text in the log and the Received: header ---------------------
+    RLO = "\u202e"
+    sender = "j\u00f6rg" + RLO + "txt.exe@example.org"        # jörg<RLO>txt.exe
+    c = session(r, source="127.0.0.2")
+    t.eq(c.cmd("MAIL FROM:<%s> SMTPUTF8" % sender), "250 2.1.0 Ok",
+         "SMTPUTF8 sender with a bidi control: 250")
+    t.eq(c.cmd("RCPT TO:<\u2066v\u2069@example.net>"), "554 5.7.1 Relay access denied",
+         "untrusted 127.0.0.2, recipient with isolates: 554")
+    c.close()
+    t.ok(r.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 "
+                    "<\\u2066v\\u2069@example.net>: Relay access denied; "
+                    "from=<j\u00f6rg\\u202Etxt.exe@example.org> to=<\\u2066v\\u2069@example.net> "
+                    "helo=<client.example>"),
+         "relay refusal logged with the bidi controls escaped, the \u00f6 kept",
+         r.log()[-1500:])
+    c = session(r)
+    t.eq(c.cmd("MAIL FROM:<%s> SMTPUTF8" % sender), "250 2.1.0 Ok", "trusted: the same sender, 250")
+    t.eq(c.cmd("RCPT TO:<\u0085nel\u202d@example.net>"), "250 2.1.5 Ok",
+         "recipient with a C1 control and LRO: 250")
+    t.ok(c.cmd("DATA").startswith("354"), "DATA 354")
+    c.send(MSG + b".\r\n")
+    qid = queued_id(c.reply())
+    t.ok(qid is not None, "the message is queued")
+    c.close()
+    body = r.body(qid) if qid else b""
+    received = (body or b"").split(b"\r\n\r\n")[0].split(b"Subject:")[0]
+    t.ok(b"\tfor <\\u0085nel\\u202D@example.net>;" in received,
+         "Received: names the recipient with C1 and LRO escaped", received)
+    t.ok(not any(b in received for b in (b"\xc2\x85", b"\xe2\x80\xad", b"\x1b")),
+         "no raw control in the Received: header", received)
+    env = r.envelope(qid) if qid else ""
+    t.ok(("rcpt=\u0085nel\u202d@example.net ") in (env or ""),
+         "the queue keeps the real address for delivery", env)
+    t.ok(r.wait_log("%s: from=<j\u00f6rg\\u202Etxt.exe@example.org>, size=" % qid),
+         "qmgr from=<> escaped, UTF-8 readable", r.log()[-1500:])
+
+    # ---- AUTH user names -----------------------------------------------------
+    ra.start()
+    c, _, _, st, _ = tls_session(ra.port_sub, ehlo="client.example")
+    t.ok(st.startswith("220"), "STARTTLS 220")
+    evil = "\x1b[31mroot\r\nrelayd/smtpd[1]: forged \u202egol"
+    t.eq(c.cmd("AUTH PLAIN " + plain(evil, "wrong")),
+         "535 5.7.8 Error: authentication failed: authentication failure",
+         "AUTH PLAIN with ESC, CR LF and RLO in the user name: 535")
+    t.eq(c.cmd("AUTH LOGIN " + b64("\u009b2J\x7f\u2067")), "334 UGFzc3dvcmQ6",
+         "AUTH LOGIN with C1 CSI, DEL and FSI in the user name: 334")
+    t.eq(c.cmd(b64("wrong")), "535 5.7.8 Error: authentication failed: authentication failure",
+         "... and a wrong password: 535")
+    t.ok(c.cmd("AUTH PLAIN " + plain("alice", "secret")).startswith("235"), "alice: 235")
+    c.quit()
+    t.ok(ra.wait_log("warning: unknown[127.0.0.1]: SASL PLAIN authentication failed: "
+                     "authentication failure, sasl_username=\\x1B[31mroot\\x0D\\x0A"
+                     "relayd/smtpd[1]: forged \\u202Egol\n"),
+         "PLAIN failure logged with the user name escaped, on one line", ra.log()[-1500:])
+    t.ok(ra.wait_log("SASL LOGIN authentication failed: authentication failure, "
+                     "sasl_username=\\u009B2J\\x7F\\u2067\n"),
+         "LOGIN failure logged with the user name escaped", ra.log()[-1500:])
+    t.ok("relayd/smtpd[1]: forged" not in ra.log().replace(
+        "\\x0D\\x0Arelayd/smtpd[1]: forged", ""), "no forged log line")
+
+    # ---- no raw control byte reached either log ------------------------------
+    for name, x in (("plain", r), ("tls", ra)):
+        with open(x.log_path, "rb") as f:
+            raw = f.read()
+        lines = raw.split(b"\n")
+        bad = [ln for ln in lines if any(b < 0x20 and b != 0x09 for b in ln) or
+               any(seq in ln for seq in (b"\xe2\x80\xae", b"\xe2\x80\xad", b"\xe2\x81\xa6",
+                                         b"\xe2\x81\xa7", b"\xe2\x81\xa9", b"\xc2\x85",
+                                         b"\xc2\x9b"))]
+        t.ok(not bad, "%s relayd log: no raw control, C1 or bidi byte in %d lines" %
+             (name, len(lines)), bad[:5])
+        t.ok(b"j\xc3\xb6rg" in raw or name == "tls", "%s relayd log: UTF-8 kept readable" % name)
+
     # ---- still alive ---------------------------------------------------------
     c = session(r)
     t.eq(c.cmd("NOOP"), "250 2.0.0 Ok", "the server still answers")
@@ -160,8 +255,9 @@ try:
 except Exception:
     t.ok(False, "no unexpected exception", traceback.format_exc())
 finally:
-    rc = r.stop()
-    t.eq(rc, 0, "relayd exits 0 on SIGTERM")
-    t.ok(r.sanitizer_clean(), "no sanitizer report", r.log()[-3000:])
-    r.cleanup()
+    for name, x in (("plain", r), ("tls", ra)):
+        rc = x.stop()
+        t.eq(rc, 0, "%s relayd exits 0 on SIGTERM" % name)
+        t.ok(x.sanitizer_clean(), "%s relayd: no sanitizer report" % name, x.log()[-3000:])
+        x.cleanup()
 t.done()

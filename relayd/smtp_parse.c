@@ -254,15 +254,19 @@ static int next_param(const char **pp, char *key, size_t klen, char *val,
 	return 1;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+/* RFC 1870's size-value, 1*20DIGIT.  Twenty digits can exceed 2^64:
+ * such a value saturates to UINT64_MAX, which is over any limit and so
+ * gets its 552 rather than a syntax error. */
+static int parse_size(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
-	if (!*s || strlen(s) > 19)
+	if (!*s || strlen(s) > 20)
 		return -1;
 	for (; *s; s++) {
 		if (!isdigit((unsigned char)*s))
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		unsigned d = (unsigned)(*s - '0');
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
 	}
 	*out = v;
 	return 0;
@@ -284,7 +288,7 @@ int smtp_parse_mail(const char *arg, struct smtp_mail_args *m,
 		int bit;
 		if (!strcasecmp(key, "SIZE") && has_val) {
 			bit = 1;
-			if (parse_u64(val, &m->size))
+			if (parse_size(val, &m->size))
 				goto syntax;
 		} else if (!strcasecmp(key, "BODY") && has_val) {
 			bit = 2;

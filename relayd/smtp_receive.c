@@ -292,8 +292,9 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 	 * session cannot go on without reading it), but only up to twice
 	 * the limit: beyond that, refuse and close rather than read on. */
 	uint64_t limit = s->env->cfg->message_size_limit;
+	uint64_t cap = limit > UINT64_MAX / 2 ? UINT64_MAX : 2 * limit;
 	uint64_t have = s->txn && s->txn->data_started ? s->txn->data.size : 0;
-	if (size > 2 * limit - (have < 2 * limit ? have : 2 * limit)) {
+	if (size > cap - (have < cap ? have : cap)) {
 		smtp_count(s, C_BDAT, 0);
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		s->quitting = 1;

@@ -283,7 +283,12 @@ try:
     t.eq(c.cmd("MAIL FROM:<a@example.org> SIZE=10241"),
          "552 5.3.4 Message size exceeds fixed limit", "MAIL SIZE= above the limit: 552 5.3.4")
     t.eq(c.cmd("MAIL FROM:<a@example.org> SIZE=99999999999999999999"),
-         "501 5.5.4 Bad parameter syntax", "MAIL SIZE= with 20 digits: 501")
+         "552 5.3.4 Message size exceeds fixed limit",
+         "MAIL SIZE= with 20 digits (RFC 1870 allows them), beyond 2^64: 552")
+    t.eq(c.cmd("MAIL FROM:<a@example.org> SIZE=18446744073709551616"),
+         "552 5.3.4 Message size exceeds fixed limit", "MAIL SIZE=2^64 does not wrap to 0: 552")
+    t.eq(c.cmd("MAIL FROM:<a@example.org> SIZE=999999999999999999999"),
+         "501 5.5.4 Bad parameter syntax", "MAIL SIZE= with 21 digits: 501")
     t.eq(c.cmd("MAIL FROM:<a@example.org> SIZE=10240"), "250 2.1.0 Ok",
          "MAIL SIZE= at the limit: 250")
     c.cmd("RCPT TO:<b@example.net>")

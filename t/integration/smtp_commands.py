@@ -223,6 +223,8 @@ try:
          "AUTH LOGIN with C1 CSI, DEL and FSI in the user name: 334")
     t.eq(c.cmd(b64("wrong")), "535 5.7.8 Error: authentication failed: authentication failure",
          "... and a wrong password: 535")
+    t.eq(c.cmd("AUTH LOGIN " + b64("ali\x00ce")), "501 5.5.2 Error: malformed base64 response",
+         "AUTH LOGIN with a NUL in the user name: 501")
     t.ok(c.cmd("AUTH PLAIN " + plain("alice", "secret")).startswith("235"), "alice: 235")
     c.quit()
     t.ok(ra.wait_log("warning: unknown[127.0.0.1]: SASL PLAIN authentication failed: "

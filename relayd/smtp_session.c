@@ -200,7 +200,7 @@ static int need_arg(struct smtp_session *s, const char *arg, const char *syntax)
 static int printable_word(const char *s)
 {
 	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
 			return 0;
 	return 1;
 }

@@ -124,7 +124,9 @@ int config_load_buffer(struct config *cfg, const char *name,
 /* Print every key as "key = value", defaults included, in table order:
  * the value as written (or the default's text), except that paths (then
  * resolved to absolute), hostname and control_socket print the value in
- * effect.  The output is itself a valid configuration. */
+ * effect.  The output is itself a valid configuration, with one change:
+ * the password of relayhost_auth is printed as "********" (loading that
+ * back warns), so a dump never shows a secret. */
 void config_dump(const struct config *cfg, FILE *out);
 
 /* Print the commented sample (what etc/relayd.conf holds). */

@@ -215,9 +215,10 @@ static void on_verified(void *arg, int ok)
 		smtp_session_unref(s);
 		return;
 	}
-	/* Postfix's wording, which fail2ban's filters match. */
-	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure",
-		 s->client_name, s->client_addr, mech_name(a->mech));
+	/* Postfix's wording, which fail2ban's filters match, with the name
+	 * tried (escaped by the log like any client text). */
+	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure, sasl_username=%s",
+		 s->client_name, s->client_addr, mech_name(a->mech), a->user);
 	smtp_count(s, C_AUTH, 0);
 	long ms = auth_throttle_fail(s->env->throttle, key, time(NULL));
 	if (ms < 0) {

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "maillog.h"
 #include "smtp_session_int.h"
+#include "text.h"
 
 #define R_STORAGE "452 4.3.1 Insufficient system storage"
 
@@ -105,17 +106,22 @@ static const char *with_protocol(const struct smtp_session *s)
 static int write_received(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	char tls[256], date[64], buf[2048];
+	char tls[256], date[64], buf[4096], helo[1024], name[1024], rcpt[1024] = "";
 	conn_tls_info(s->conn, tls, sizeof(tls));
 	rfc5322_date(date, sizeof(date), time(NULL));
+	/* What the client chose (and, later, what reverse DNS says) must not
+	 * end the header or hide in it: escaped like in the logs. */
+	text_escape(helo, sizeof(helo), s->helo, strlen(s->helo));
+	text_escape(name, sizeof(name), s->client_name, strlen(s->client_name));
+	if (t->nrcpt == 1)
+		text_escape(rcpt, sizeof(rcpt), t->rcpt[0].addr, strlen(t->rcpt[0].addr));
 	int n = snprintf(buf, sizeof(buf),
 			 "Received: from %s (%s [%s])\r\n%s%s%s"
 			 "\tby %s (relayd) with %s id %s%s%s%s;\r\n\t%s\r\n",
-			 s->helo, s->client_name, s->client_addr,
+			 helo, name, s->client_addr,
 			 tls[0] ? "\t" : "", tls, tls[0] ? "\r\n" : "",
 			 s->env->cfg->hostname, with_protocol(s), t->id.s,
-			 t->nrcpt == 1 ? "\r\n\tfor <" : "",
-			 t->nrcpt == 1 ? t->rcpt[0].addr : "",
+			 t->nrcpt == 1 ? "\r\n\tfor <" : "", rcpt,
 			 t->nrcpt == 1 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
@@ -327,8 +333,9 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 	 * session cannot go on without reading it), but only up to twice
 	 * the limit: beyond that, refuse and close rather than read on. */
 	uint64_t limit = s->env->cfg->message_size_limit;
+	uint64_t cap = limit > UINT64_MAX / 2 ? UINT64_MAX : 2 * limit;
 	uint64_t have = s->txn && s->txn->data_started ? s->txn->data.size : 0;
-	if (size > 2 * limit - (have < 2 * limit ? have : 2 * limit)) {
+	if (size > cap - (have < cap ? have : cap)) {
 		smtp_count(s, C_BDAT, 0);
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		s->quitting = 1;

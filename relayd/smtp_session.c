@@ -196,10 +196,21 @@ static int need_arg(struct smtp_session *s, const char *arg, const char *syntax)
 	return 0;
 }
 
+/* 1 when every byte is printable ASCII other than the space. */
+static int printable_word(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
 static int set_helo(struct smtp_session *s, const char *arg)
 {
+	/* A domain or an address literal (RFC 5321 §4.1.1.1), in ASCII
+	 * (A-labels): it reaches the logs and our Received: header. */
 	size_t n = strlen(arg);
-	if (n > 255 || strchr(arg, ' ') || strpbrk(arg, "<>\"")) {
+	if (n > 255 || !printable_word(arg) || strpbrk(arg, "<>\"")) {
 		smtp_reply(s, "501 5.5.2 Error: invalid hostname");
 		return -1;
 	}
@@ -317,6 +328,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg)
 	int ok = 0;
 	if (!s->txn) {
 		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+	} else if (s->txn->data_started) {
+		/* RFC 3030 §3: the envelope is closed once content flows;
+		 * the Received: "for" clause is already written. */
+		smtp_reply(s, "503 5.5.1 Error: BDAT in progress, RCPT not allowed");
 	} else if (smtp_parse_rcpt(arg, s->txn->mail.smtputf8, &r, &err)) {
 		smtp_reply(s, "%s", err);
 	} else if (!s->esmtp && (r.notify || r.orcpt[0])) {
@@ -427,10 +442,21 @@ static int took(struct smtp_session *s, size_t k)
 /* Handle one line from the input, consuming it before it is acted on, so
  * a command that resets the input (STARTTLS) resets only what follows.
  * Returns 0 when no complete line is buffered yet, else 1. */
+/* The longest line (CRLF included) the command starting at p may be.
+ * Fewer than five bytes cannot name a longer command yet; they are far
+ * below every bound, so the caller waits for more. */
+static size_t line_max(const struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5)))
+		return SMTP_AUTH_LINE_MAX;
+	if (n >= 5 && (!strncasecmp(p, "MAIL ", 5) || !strncasecmp(p, "RCPT ", 5)))
+		return SMTP_PARAM_LINE_MAX;
+	return SMTP_LINE_MAX;
+}
+
 static int command_line(struct smtp_session *s, const char *p, size_t n)
 {
-	size_t max = s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5))
-		     ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
+	size_t max = line_max(s, p, n);
 	const char *lf = memchr(p, '\n', n);
 	if (s->discard_line) {
 		/* The rest of a line already refused as too long. */
@@ -440,10 +466,11 @@ static int command_line(struct smtp_session *s, const char *p, size_t n)
 		return took(s, (size_t)(lf - p) + 1);
 	}
 	if (!lf) {
-		if (n < SMTP_AUTH_LINE_MAX)
+		if (n < max)
 			return 0;
-		/* No line end in sight: refuse once and drop the line as it
-		 * arrives. */
+		/* Already longer than its command may be, whatever follows:
+		 * refuse once and drop the rest of the line as it arrives,
+		 * so no more than max bytes of one line are ever held. */
 		smtp_reply(s, "500 5.5.2 Error: line too long");
 		s->discard_line = 1;
 		return took(s, n);

@@ -13,6 +13,11 @@
 #include "smtp_parse.h"
 
 #define SMTP_LINE_MAX 512          /* RFC 5321 §4.5.3.1.4, with CRLF */
+/* MAIL and RCPT grow by their parameters: RFC 3461 §5 adds up to 100
+ * octets (RET, ENVID) and 500 (NOTIFY, ORCPT), RFC 4954 §5 an AUTH=,
+ * RFC 1870 a SIZE=, so a DSN RCPT with an ORCPT of a long address is
+ * legitimately longer than 512. */
+#define SMTP_PARAM_LINE_MAX 2048
 #define SMTP_AUTH_LINE_MAX 12288   /* RFC 4954 §4 */
 #define SMTP_ERROR_LIMIT 20
 #define SMTP_HOP_LIMIT 50

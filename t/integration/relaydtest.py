@@ -310,3 +310,27 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+def session(r, port=None, source=None, ehlo="client.example", timeout=10):
+    """A raw Client of relayd r after the greeting (c.greeting) and, unless
+    ehlo is None, an EHLO (c.ehlo)."""
+    c = Client(port or r.port_smtp, source=source, timeout=timeout)
+    c.greeting = c.reply()
+    if ehlo:
+        c.ehlo = c.cmd("EHLO " + ehlo)
+    return c
+
+
+def replies(c, n):
+    """Up to n replies of Client c (fewer at EOF or timeout)."""
+    out = []
+    for _ in range(n):
+        try:
+            rep = c.reply()
+        except OSError:
+            break
+        if not rep:
+            break
+        out.append(rep)
+    return out

@@ -91,31 +91,25 @@ static int load_credentials(const struct config *cfg, struct tls_ctx **tls,
 static void on_hup(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
-	struct config *fresh = calloc(1, sizeof(*fresh));
-	if (!fresh)
-		return;
-	if (config_load(fresh, d->config_path, stderr) != 0) {
+	struct config *fresh;
+	if (config_new(&fresh, d->config_path, stderr) != 0) {
 		log_warn(LOG_SVC_MASTER, "reload: %s has errors; keeping the running configuration",
 			 d->config_path);
-		config_free(fresh);
-		free(fresh);
 		return;
 	}
 	struct tls_ctx *tls;
 	struct auth_db *auth;
 	if (load_credentials(fresh, &tls, &auth)) {
 		log_warn(LOG_SVC_MASTER, "reload: keeping the running configuration, certificate and credentials");
-		config_free(fresh);
-		free(fresh);
+		config_unref(fresh);
 		return;
 	}
 	log_open(fresh->syslog_name, d->log_flags);
 	/* Listeners, queue_dir and user need a restart; the rest applies to
-	 * new sessions now.  The struct is updated in place, so sessions'
-	 * pointer to it stays valid. */
-	config_free(d->cfg);
-	*d->cfg = *fresh;
-	free(fresh);
+	 * new sessions now, and sessions in progress keep their snapshot. */
+	smtp_server_set_config(d->smtpd, fresh);
+	config_unref(d->cfg);
+	d->cfg = fresh;
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
 	log_info(LOG_SVC_MASTER, "reload: configuration %s", d->config_path);
@@ -186,7 +180,8 @@ int daemon_run(struct daemon *d)
 	uv_run(d->loop, UV_RUN_DEFAULT);
 	queue_close(d->queue);
 	log_info(LOG_SVC_MASTER, "stopped");
-	config_free(d->cfg);
+	config_unref(d->cfg);
+	d->cfg = NULL;
 	uv_loop_close(d->loop);
 	return 0;
 }

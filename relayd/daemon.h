@@ -13,7 +13,7 @@ struct smtp_server;
 
 struct daemon {
 	uv_loop_t *loop;
-	struct config *cfg;          /* current configuration (owned) */
+	struct config *cfg;          /* current snapshot (one reference) */
 	struct queue *queue;
 	struct smtp_server *smtpd;
 	uv_signal_t sig_term, sig_int, sig_hup;

@@ -161,7 +161,7 @@ static int load_credentials(const struct daemon *d, const struct config *cfg,
 	*auth = NULL;
 	*settle = 0;
 	if (!cfg->tls_cert_file) {
-		if (reload && d->auth_on)
+		if (reload && d->tls_on)
 			log_warn(LOG_SVC_MASTER, "reload: tls_cert_file is not set: STARTTLS and AUTH are now off");
 		return 0;
 	}
@@ -243,6 +243,7 @@ static void reload(struct daemon *d)
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
 	d->auth_on = auth != NULL;
+	d->tls_on = tls != NULL;
 	log_info(LOG_SVC_MASTER, "reload: configuration %s", d->config_path);
 }
 
@@ -281,6 +282,7 @@ static int start_privileged(struct daemon *d)
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
 	d->auth_on = auth != NULL;
+	d->tls_on = tls != NULL;
 	if (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
 		     privs_drop(d->cfg->user, uid, gid, err, sizeof(err)))) {
 		log_err(LOG_SVC_MASTER, "%s", err);

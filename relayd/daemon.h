@@ -19,7 +19,8 @@ struct daemon {
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t settle_timer;     /* a reload's one retry (passwd mid-rewrite) */
 	int settle_tried;
-	int auth_on;                 /* AUTH offered: a reload must not drop it */
+	int tls_on, auth_on;         /* offered: a reload must not drop them
+				      * unless the configuration says so */
 	int stopping;
 	const char *config_path;
 	char user[64];               /* who the daemon runs as, for messages */

@@ -95,10 +95,6 @@ def hup_and_wait(needle, n, timeout=10):
     return wait_count(r, needle, n, timeout)
 
 
-def last_reload_text():
-    return r.log().split(RELOADED)[-1]
-
-
 try:
     # A supplementary group of relayd, like Debian's ssl-cert.
     subprocess.run(["groupadd", "--system", group], check=True, capture_output=True)
@@ -196,6 +192,18 @@ try:
     t.ok(auth_ok("alice", "third"), "half-written passwd: the running password still works")
     t.ok("535 5.7.8" in auth("alice", "fourth"), "half-written passwd: not used")
     t.ok(r.proc.poll() is None, "relayd still runs")
+
+    # ---- the configuration itself turns TLS off: said, not silent ----
+    with open(r.conf_path) as f:
+        conf = f.read()
+    r.write_conf("".join(l for l in conf.splitlines(True) if not l.startswith("tls_")))
+    n = r.log().count(RELOADED)
+    t.ok(hup_and_wait(RELOADED, n + 1), "tls_cert_file removed: the reload succeeds")
+    # The warning comes before the reload's own line.
+    t.ok("tls_cert_file is not set: STARTTLS and AUTH are now off"
+         in r.log().split(RELOADED)[-2],
+         "tls_cert_file removed: the log says TLS and AUTH are now off", r.log()[-1000:])
+    r.write_conf(conf)
 
     # ---- at start: a secret relayd cannot read is warned about ----
     r.stop()

@@ -212,12 +212,16 @@ static void on_settle(uv_timer_t *t)
 static void reload(struct daemon *d)
 {
 	struct config *fresh;
-	if (config_new(&fresh, d->config_path, stderr) != 0) {
+	/* The absolute path: without -F, daemon(3) has moved to "/". */
+	const char *path = d->cfg->path;
+	if (d->stopping)        /* too late to matter */
+		return;
+	if (config_new(&fresh, path, stderr) != 0) {
 		char why[512];
-		if (explain_unreadable(d, d->config_path, why, sizeof(why)))
+		if (explain_unreadable(d, path, why, sizeof(why)))
 			log_warn(LOG_SVC_MASTER, "reload: %s", why);
 		log_warn(LOG_SVC_MASTER, "reload: %s has errors; keeping the running configuration",
-			 d->config_path);
+			 path);
 		return;
 	}
 	struct tls_ctx *tls;

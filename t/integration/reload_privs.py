@@ -44,6 +44,11 @@ except KeyError:
 
 group = "relaydt%d" % os.getpid()
 made_group = False
+# A run killed before its clean-up left its group: remove it.
+for g in grp.getgrall():
+    if g.gr_name.startswith("relaydt") and g.gr_name[7:].isdigit() \
+            and not os.path.exists("/proc/" + g.gr_name[7:]):
+        subprocess.run(["groupdel", g.gr_name], check=False, capture_output=True)
 r = Relayd()
 
 

@@ -1314,6 +1314,39 @@ void config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+int config_new(struct config **out, const char *path, FILE *errs)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	*out = NULL;
+	if (!cfg) {
+		fprintf(errs, "%s: out of memory\n", path);
+		return -1;
+	}
+	int rc = config_load(cfg, path, errs);
+	if (rc != 0) {
+		config_free(cfg);
+		free(cfg);
+		return rc;
+	}
+	cfg->refs = 1;
+	*out = cfg;
+	return 0;
+}
+
+struct config *config_ref(struct config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
+void config_unref(struct config *cfg)
+{
+	if (!cfg || --cfg->refs > 0)
+		return;
+	config_free(cfg);
+	free(cfg);
+}
+
 /* ---- dump and sample ---- */
 
 /* "key = user:********": the user helps, the password never shows

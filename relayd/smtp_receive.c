@@ -75,7 +75,7 @@ static int add_missing(struct smtp_session *s, struct smtp_data *d)
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
 		n = snprintf(buf, sizeof(buf), "Message-ID: <%s.%s@%s>\r\n", stamp,
-			     s->txn->id.s, s->env->cfg->hostname);
+			     s->txn->id.s, s->cfg->hostname);
 		if (n > 0 && (size_t)n < sizeof(buf))
 			smtp_data_emit(d, buf, (size_t)n);
 	}
@@ -120,7 +120,7 @@ static int write_received(struct smtp_session *s)
 			 "\tby %s (relayd) with %s id %s%s%s%s;\r\n\t%s\r\n",
 			 helo, name, s->client_addr,
 			 tls[0] ? "\t" : "", tls, tls[0] ? "\r\n" : "",
-			 s->env->cfg->hostname, with_protocol(s), t->id.s,
+			 s->cfg->hostname, with_protocol(s), t->id.s,
 			 t->nrcpt == 1 ? "\r\n\tfor <" : "", rcpt,
 			 t->nrcpt == 1 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(buf))
@@ -141,7 +141,7 @@ static int start_content(struct smtp_session *s, enum smtp_data_mode mode)
 		rc = write_received(s);
 	if (rc)
 		return rc;
-	smtp_data_init(&t->data, mode, s->env->cfg->message_size_limit,
+	smtp_data_init(&t->data, mode, s->cfg->message_size_limit,
 		       spool_emit, headers_cb, s);
 
 	t->data_started = 1;
@@ -332,7 +332,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 	/* Content over the limit is read and thrown away (RFC 3030 §3: the
 	 * session cannot go on without reading it), but only up to twice
 	 * the limit: beyond that, refuse and close rather than read on. */
-	uint64_t limit = s->env->cfg->message_size_limit;
+	uint64_t limit = s->cfg->message_size_limit;
 	uint64_t cap = limit > UINT64_MAX / 2 ? UINT64_MAX : 2 * limit;
 	uint64_t have = s->txn && s->txn->data_started ? s->txn->data.size : 0;
 	if (size > cap - (have < cap ? have : cap)) {

@@ -57,6 +57,7 @@ struct smtp_txn {
 
 struct smtp_session {
 	struct smtpd_env *env;
+	struct config *cfg;            /* snapshot at session start (a ref) */
 	struct conn *conn;
 	struct smtp_session *next, **pprev;  /* server's list */
 	enum smtp_listener_kind kind;

@@ -97,6 +97,17 @@ try:
     t.ok(rs.wait_log("connect from unknown[127.0.0.1]"), "timed out: connect from unknown")
     t.ok(qid and rs.wait_log("%s: client=unknown[127.0.0.1]" % qid), "timed out: client=unknown")
 
+    # Fifty clients at once, all waiting on the silent server: each gets
+    # its banner after the same bounded wait, none after another's.
+    start = time.time()
+    many = [Client(rs.port_smtp) for _ in range(50)]
+    banners = [c.reply() for c in many]
+    secs = time.time() - start
+    for c in many:
+        c.close()
+    t.ok(all(b.startswith("220 ") for b in banners) and secs < 3.5,
+         "50 concurrent clients with pending lookups: all greeted in %.2fs" % secs)
+
     # Clients that leave while their lookup is pending.
     for i in range(5):
         s = socket.create_connection(("127.0.0.1", rs.port_smtp), timeout=5)

@@ -15,7 +15,9 @@ import dnstest  # noqa: E402
 
 DNS_QUERY = os.path.join(TOP_BUILD, "t", "helpers", "dns_query")
 t = TAP()
-dns = dnstest.DNS("long 300 A 127.0.0.51\nsame 300 A 127.0.0.52\nshort 1 A 127.0.0.50\n")
+dns = dnstest.DNS("long 300 A 127.0.0.51\nsame 300 A 127.0.0.52\n"
+                  "_25._tcp.mx 300 TLSA 3 1 1 " + "ab" * 32 + "\n"
+                  "short 1 A 127.0.0.50\n")
 
 
 def run(*ops):
@@ -44,6 +46,9 @@ try:
     rc, ans, stats = run("x.broken.example/MX", "x.broken.example/MX")
     t.eq((ans, stats), (["x.broken.example MX TEMPFAIL n=0 ttl=0"] * 2, "queries=2 hits=0"),
          "a temporary failure is not cached")
+
+    rc, ans, stats = run("_25._tcp.mx.test/TLSA")
+    t.eq(ans, ["_25._tcp.mx.test TLSA NOERROR n=1 ttl=300"], "TLSA records (for DANE) come through")
 
     rc, ans, stats = run("x50:same.test/A")
     t.eq((len(ans), stats), (50, "queries=1 hits=0"),

@@ -299,6 +299,8 @@ static void reload(struct daemon *d)
 	/* Listeners, queue_dir and user need a restart; the rest applies to
 	 * new sessions now, and sessions in progress keep their snapshot. */
 	smtp_server_set_config(d->smtpd, fresh);
+	if (resolver_conf_changed(d->cfg, fresh))
+		log_warn(LOG_SVC_MASTER, "reload: dns_servers and dns_timeout take effect at the next restart");
 	config_unref(d->cfg);
 	d->cfg = fresh;
 	smtp_server_set_tls(d->smtpd, tls);

@@ -59,3 +59,16 @@ void resolver_conf_free(struct resolver_conf *rc)
 	free(rc->listen);
 	memset(rc, 0, sizeof(*rc));
 }
+
+int resolver_conf_changed(const struct config *a, const struct config *b)
+{
+	if (a->dns_timeout != b->dns_timeout ||
+	    a->dns_servers.n != b->dns_servers.n)
+		return 1;
+	for (size_t i = 0; i < a->dns_servers.n; i++)
+		if (a->dns_servers.v[i].sslen != b->dns_servers.v[i].sslen ||
+		    memcmp(&a->dns_servers.v[i].ss, &b->dns_servers.v[i].ss,
+			   a->dns_servers.v[i].sslen))
+			return 1;
+	return 0;
+}

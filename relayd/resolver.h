@@ -24,4 +24,8 @@ struct resolver_conf {
 int resolver_conf_init(struct resolver_conf *rc, const struct config *cfg);
 void resolver_conf_free(struct resolver_conf *rc);
 
+/* 1 when b asks the resolver for something a does not (dns_servers,
+ * dns_timeout): those are read at start, so a reload cannot apply them. */
+int resolver_conf_changed(const struct config *a, const struct config *b);
+
 #endif

@@ -126,6 +126,18 @@ try:
     t.ok(code == 0 and time.time() - start < 5,
          "SIGTERM with a lookup pending: exit 0 in %.1fs" % (time.time() - start))
     s.close()
+    # dns_servers is read at start: a reload that changes it says so,
+    # and lookups go on to the server the daemon started with.
+    with open(r.conf_path) as f:
+        text = f.read()
+    r.write_conf(text.replace("dns_servers = 127.0.0.1:%d" % dns.port,
+                              "dns_servers = 127.0.0.1:%d" % silent.port))
+    r.signal(signal.SIGHUP)
+    t.ok(r.wait_log("reload: dns_servers and dns_timeout take effect at the next restart"),
+         "reload with other dns_servers: warned that it needs a restart")
+    c, banner, secs = connect(r, "127.0.0.2")
+    c.close()
+    t.ok(banner.startswith("220 ") and secs < 1, "... and the running resolver is kept")
     t.ok(r.stop() == 0, "first daemon stops cleanly")
     t.ok(r.sanitizer_clean() and rs.sanitizer_clean(), "no sanitizer report")
 finally:

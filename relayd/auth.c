@@ -1,5 +1,5 @@
 /*
- * auth.c - credentials, sender ownership and the AUTH throttle (auth.h).
+ * auth.c - credentials, sender ownership and password checks (auth.h).
  */
 #include <crypt.h>
 #include <ctype.h>
@@ -322,92 +322,4 @@ int auth_verify(uv_loop_t *loop, struct auth_db *db, const char *user,
 		return -1;
 	}
 	return 0;
-}
-
-/* ---- throttle ---- */
-
-#define TH_BUCKETS 1024
-#define TH_MAX_ENTRIES 100000   /* bounded memory under a distributed attack */
-
-struct th_entry {
-	struct th_entry *next;
-	unsigned char key[16];
-	unsigned failures;
-	time_t last;
-	time_t blocked_until;
-};
-
-struct auth_throttle {
-	struct th_entry *b[TH_BUCKETS];
-	size_t n;
-};
-
-struct auth_throttle *auth_throttle_new(void)
-{
-	return calloc(1, sizeof(struct auth_throttle));
-}
-
-void auth_throttle_free(struct auth_throttle *t)
-{
-	if (!t)
-		return;
-	for (int i = 0; i < TH_BUCKETS; i++)
-		while (t->b[i]) {
-			struct th_entry *e = t->b[i];
-			t->b[i] = e->next;
-			free(e);
-		}
-	free(t);
-}
-
-/* The entry for key, dropping expired entries of its bucket on the way. */
-static struct th_entry **th_find(struct auth_throttle *t,
-				 const unsigned char key[16], time_t now)
-{
-	uint32_t h = 2166136261u;
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	struct th_entry **pp = &t->b[h % TH_BUCKETS];
-	while (*pp) {
-		struct th_entry *e = *pp;
-		if (now - e->last > AUTH_FAIL_WINDOW && now >= e->blocked_until) {
-			*pp = e->next;
-			free(e);
-			t->n--;
-			continue;
-		}
-		if (memcmp(e->key, key, 16) == 0)
-			return pp;
-		pp = &e->next;
-	}
-	return pp;
-}
-
-long auth_throttle_fail(struct auth_throttle *t, const unsigned char key[16],
-			time_t now)
-{
-	struct th_entry **pp = th_find(t, key, now);
-	if (!*pp) {
-		if (t->n >= TH_MAX_ENTRIES || !(*pp = calloc(1, sizeof(**pp))))
-			return 1000;     /* untracked: still slow the client */
-		memcpy((*pp)->key, key, 16);
-		t->n++;
-	}
-	struct th_entry *e = *pp;
-	e->failures++;
-	e->last = now;
-	if (e->failures >= AUTH_FAIL_LIMIT) {
-		e->blocked_until = now + AUTH_BLOCK_TIME;
-		return -1;
-	}
-	/* 100 ms more per failure, up to 2 s. */
-	long ms = 100L * (long)e->failures;
-	return ms > 2000 ? 2000 : ms;
-}
-
-int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
-			  time_t now)
-{
-	struct th_entry **pp = th_find(t, key, now);
-	return *pp && now < (*pp)->blocked_until;
 }

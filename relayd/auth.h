@@ -1,7 +1,8 @@
 /*
  * auth.h - SMTP AUTH credentials (auth_users_file: "user:crypt-hash"
  * lines), sender ownership (sender_login_map: "user: addr, @domain"
- * lines), and the per-address brute-force throttle.
+ * lines), and password checks.  The brute-force throttle is in
+ * auth_throttle.h.
  *
  * Password hashes are checked with crypt_r on libuv's thread pool: a
  * yescrypt check takes tens of milliseconds, far too long for the loop.
@@ -42,27 +43,5 @@ int auth_check(const struct auth_db *db, const char *user, const char *pass);
  * sender is always allowed (bounces).  Without a map: 1. */
 int auth_sender_allowed(const struct auth_db *db, const char *user,
 			const char *sender);
-
-/* ---- brute-force throttle ---- */
-
-#define AUTH_FAIL_LIMIT 10            /* failures before refusal */
-#define AUTH_FAIL_WINDOW 600          /* seconds a failure is remembered */
-#define AUTH_BLOCK_TIME 600           /* seconds of refusal */
-
-struct auth_throttle;
-
-struct auth_throttle *auth_throttle_new(void);
-void auth_throttle_free(struct auth_throttle *t);
-/* key: 16-byte address (IPv4 mapped). */
-/* Record a failure; returns the delay in ms before the reply, or -1 when
- * the address is now refused. */
-long auth_throttle_fail(struct auth_throttle *t, const unsigned char key[16],
-			time_t now);
-/* 1 while the address is refused. */
-int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
-			  time_t now);
-/* A success does not forget failures: with one valid account an
- * attacker could otherwise guess at every other without limit.  Failures
- * expire AUTH_FAIL_WINDOW after the last one. */
 
 #endif

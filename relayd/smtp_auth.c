@@ -5,8 +5,10 @@
  *
  * AUTH is offered and accepted only under TLS.  Password checks run on the
  * thread pool (auth.c); the session waits in SS_WAIT meanwhile.  A failed
- * check is answered after a delay that grows with the address's recent
- * failures; past the limit the address is refused for a while.
+ * check is answered after a delay that grows with the recent failures of
+ * the client (address or IPv6 /64) and of the user name; past the
+ * client's limit the client is refused for a while, past the user name's
+ * the name is (auth_throttle.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "auth.h"
+#include "auth_throttle.h"
 #include "conn.h"
 #include "log.h"
 #include "smtp_session_int.h"
@@ -188,6 +191,16 @@ static void fail_reply(uv_timer_t *t)
 	smtp_session_unref(s);
 }
 
+/* A user name for the log: attacker-chosen bytes stay out of it. */
+static const char *log_user(const char *u)
+{
+	size_t n = strlen(u);
+	if (n == 0 || n > 64 || strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				   "0123456789.-_+@") != n)
+		return "(not shown)";
+	return u;
+}
+
 static void on_verified(void *arg, int ok)
 {
 	struct smtp_session *s = arg;
@@ -219,7 +232,18 @@ static void on_verified(void *arg, int ok)
 	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure",
 		 s->client_name, s->client_addr, mech_name(a->mech));
 	smtp_count(s, C_AUTH, 0);
-	long ms = auth_throttle_fail(s->env->throttle, key, time(NULL));
+	time_t now = time(NULL);
+	long ms = auth_throttle_fail(s->env->throttle, key, now);
+	unsigned char ukey[16];
+	auth_throttle_user_key(a->user, ukey);
+	long ums = auth_throttle_fail(s->env->user_throttle, ukey, now);
+	if (ums < 0) {
+		log_warn(LOG_SVC_SMTPD, "too many authentication failures for user %s; refusing it for up to %d s",
+			 log_user(a->user), AUTH_USER_BLOCK_TIME);
+		ums = auth_throttle_user_policy.max_ms;
+	}
+	if (ms >= 0 && ums > ms)
+		ms = ums;
 	if (ms < 0) {
 		log_warn(LOG_SVC_SMTPD, "%s[%s]: too many authentication failures; refusing for %d s",
 			 s->client_name, s->client_addr, AUTH_BLOCK_TIME);
@@ -240,6 +264,18 @@ static void on_verified(void *arg, int ok)
 /* Credentials complete: check them off the loop. */
 static void verify(struct smtp_session *s, const char *pass)
 {
+	unsigned char ukey[16];
+	auth_throttle_user_key(s->auth->user, ukey);
+	if (auth_throttle_blocked(s->env->user_throttle, ukey, time(NULL))) {
+		/* Temporary, and no password check: the real user's client
+		 * retries later, and the attacker learns nothing. */
+		log_info(LOG_SVC_SMTPD, "%s[%s]: AUTH refused: user %s is blocked after too many failures",
+			 s->client_name, s->client_addr, log_user(s->auth->user));
+		smtp_count(s, C_AUTH, 0);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure: too many failures for this user; try again later");
+		exchange_end(s);
+		return;
+	}
 	/* The session keeps the db its user was checked against: its sender
 	 * map still applies if a reload drops or replaces it. */
 	s->auth->db = s->env->auth;

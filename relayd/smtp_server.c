@@ -11,6 +11,7 @@
 #include "smtp_session.h"
 #include "tls.h"
 #include "auth.h"
+#include "auth_throttle.h"
 
 #define IP_BUCKETS 1024
 #define STOP_GRACE_MS 10000      /* how long DATA in progress may finish */
@@ -225,13 +226,14 @@ int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 	s->env.queue = q;
 	s->env.session_ended = session_ended_count;
 	s->env.srv = s;
-	s->env.throttle = auth_throttle_new();
+	s->env.throttle = auth_throttle_new(&auth_throttle_addr_policy);
+	s->env.user_throttle = auth_throttle_new(&auth_throttle_user_policy);
 	size_t n = cfg->smtp_listen.n + cfg->submission_listen.n +
 		   cfg->submissions_listen.n;
 	s->lst = calloc(n ? n : 1, sizeof(*s->lst));
 	uv_timer_init(loop, &s->stop_timer);
 	s->stop_timer.data = s;
-	if (!s->lst || !s->env.throttle ||
+	if (!s->lst || !s->env.throttle || !s->env.user_throttle ||
 	    bind_list(s, &cfg->smtp_listen, SMTP_PORT_SMTP, loop) ||
 	    bind_list(s, &cfg->submission_listen, SMTP_PORT_SUBMISSION, loop) ||
 	    bind_list(s, &cfg->submissions_listen, SMTP_PORT_SUBMISSIONS, loop)) {
@@ -334,6 +336,7 @@ static void on_free_closed(uv_handle_t *h)
 			free(e);
 		}
 	auth_throttle_free(s->env.throttle);
+	auth_throttle_free(s->env.user_throttle);
 	free(s->lst);
 	free(s);
 }

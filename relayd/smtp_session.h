@@ -24,7 +24,8 @@ struct smtpd_env {
 	struct queue *queue;
 	struct tls_ctx *tls;         /* NULL: no STARTTLS, no AUTH */
 	struct auth_db *auth;        /* NULL: no AUTH */
-	struct auth_throttle *throttle;
+	struct auth_throttle *throttle;       /* AUTH failures per client */
+	struct auth_throttle *user_throttle;  /* ... and per user name */
 	int stopping;
 	unsigned long long messages;
 	/* The server's hooks. */

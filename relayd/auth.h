@@ -4,8 +4,9 @@
  * lines), and password checks.  The brute-force throttle is in
  * auth_throttle.h.
  *
- * Password hashes are checked with crypt_r on libuv's thread pool: a
- * yescrypt check takes tens of milliseconds, far too long for the loop.
+ * Password hashes are checked with crypt_r on libuv's thread pool
+ * (auth_queue.h): a yescrypt check takes tens of milliseconds, far too
+ * long for the loop.
  * An unknown user is checked against a dummy hash of the same kind, so
  * replies and timing do not tell which users exist.
  *
@@ -30,13 +31,8 @@ void auth_db_unref(struct auth_db *db);
 size_t auth_db_users(const struct auth_db *db);
 int auth_db_has_sender_map(const struct auth_db *db);
 
-/* Check user/password off the loop; cb(arg, ok) runs on the loop thread.
- * The strings are copied.  0, or -1 (cb will not run). */
-typedef void auth_verify_cb(void *arg, int ok);
-int auth_verify(uv_loop_t *loop, struct auth_db *db, const char *user,
-		const char *pass, auth_verify_cb *cb, void *arg);
-
-/* The synchronous check (tests, tools).  1 ok, 0 not. */
+/* The check itself, slow (a hash): the daemon runs it on the thread pool
+ * through auth_queue.h.  Thread-safe.  1 ok, 0 not. */
 int auth_check(const struct auth_db *db, const char *user, const char *pass);
 
 /* May `user` send as `sender` per the map?  1 yes, 0 no.  The null

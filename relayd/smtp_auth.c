@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "auth.h"
+#include "auth_queue.h"
 #include "auth_throttle.h"
 #include "conn.h"
 #include "log.h"
@@ -280,8 +281,15 @@ static void verify(struct smtp_session *s, const char *pass)
 	 * map still applies if a reload drops or replaces it. */
 	s->auth->db = s->env->auth;
 	auth_db_ref(s->auth->db);
-	if (!s->env->auth || auth_verify(s->env->loop, s->env->auth, s->auth->user,
-					 pass, on_verified, s)) {
+	unsigned char key[16];
+	smtp_server_addr_key(&s->peer, key);
+	int suspect = auth_throttle_known(s->env->throttle, key, time(NULL));
+	int rc = s->env->auth ? auth_queue_check(s->env->checks, s->env->auth, key, suspect,
+						 s->auth->user, pass, on_verified, s) : -1;
+	if (rc) {
+		if (rc == AUTH_QUEUE_BUSY)
+			log_info(LOG_SVC_SMTPD, "%s[%s]: AUTH refused: too many password checks waiting",
+				 s->client_name, s->client_addr);
 		smtp_count(s, C_AUTH, 0);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		exchange_end(s);

@@ -11,6 +11,7 @@
 #include "smtp_session.h"
 #include "tls.h"
 #include "auth.h"
+#include "auth_queue.h"
 #include "auth_throttle.h"
 
 #define IP_BUCKETS 1024
@@ -228,12 +229,13 @@ int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 	s->env.srv = s;
 	s->env.throttle = auth_throttle_new(&auth_throttle_addr_policy);
 	s->env.user_throttle = auth_throttle_new(&auth_throttle_user_policy);
+	s->env.checks = auth_queue_new(loop, 0, 0, 0);
 	size_t n = cfg->smtp_listen.n + cfg->submission_listen.n +
 		   cfg->submissions_listen.n;
 	s->lst = calloc(n ? n : 1, sizeof(*s->lst));
 	uv_timer_init(loop, &s->stop_timer);
 	s->stop_timer.data = s;
-	if (!s->lst || !s->env.throttle || !s->env.user_throttle ||
+	if (!s->lst || !s->env.throttle || !s->env.user_throttle || !s->env.checks ||
 	    bind_list(s, &cfg->smtp_listen, SMTP_PORT_SMTP, loop) ||
 	    bind_list(s, &cfg->submission_listen, SMTP_PORT_SUBMISSION, loop) ||
 	    bind_list(s, &cfg->submissions_listen, SMTP_PORT_SUBMISSIONS, loop)) {
@@ -337,6 +339,7 @@ static void on_free_closed(uv_handle_t *h)
 		}
 	auth_throttle_free(s->env.throttle);
 	auth_throttle_free(s->env.user_throttle);
+	auth_queue_free(s->env.checks);
 	free(s->lst);
 	free(s);
 }

@@ -26,6 +26,7 @@ struct smtpd_env {
 	struct auth_db *auth;        /* NULL: no AUTH */
 	struct auth_throttle *throttle;       /* AUTH failures per client */
 	struct auth_throttle *user_throttle;  /* ... and per user name */
+	struct auth_queue *checks;            /* password checks */
 	int stopping;
 	unsigned long long messages;
 	/* The server's hooks. */

@@ -2,7 +2,8 @@
 """smtp_limits - smtpd_session_limit: beyond it a new connection gets
 "421 4.7.0" and is closed, from any address (a flood from many addresses
 cannot exhaust descriptors or memory); the warning is logged at most once
-a second however many are refused; a freed slot is usable again.
+a second however many are refused; a freed slot is usable again; past 64
+refusals still in progress, connections are closed without a reply.
 Clients: raw sockets from several 127.x addresses.  Runs in a few seconds.
 """
 import os
@@ -16,7 +17,7 @@ from relaydtest import TAP, Client, Relayd               # noqa: E402
 LIMIT = 3
 
 t = TAP()
-r = Relayd(conf="smtpd_session_limit = %d\n" % LIMIT, tls=False)
+r = Relayd(conf="smtpd_session_limit = %d\n" % LIMIT)
 clients = []
 try:
     r.start()
@@ -68,6 +69,18 @@ try:
     t.ok(rep.startswith("421 4.7.0"), "full again -> 421 4.7.0", rep)
     t.ok(r.wait_log("1 connection(s) refused") or r.log().count("session limit reached") == 2,
          "log: a second warning after a second has passed")
+
+    # Refusals that linger (465: the 421 waits for a TLS handshake that
+    # never comes) are bounded too: past 64 of them a connection is
+    # closed at once, without a reply.
+    lingering = []
+    for i in range(70):
+        lingering.append(Client(r.port_subs, source="127.0.4.%d" % (i + 1)))
+    last = lingering[-1]
+    t.ok(last.closed(timeout=5), "past the limit and 64 lingering refusals: closed at once")
+    t.ok(not lingering[0].closed(timeout=0.2), "... while the first refusals still wait for TLS")
+    for c in lingering:
+        c.close()
     for c in clients:
         c.close()
     t.eq(r.stop(), 0, "relayd stops cleanly")

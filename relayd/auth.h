@@ -17,8 +17,6 @@
 #define RELAYD_AUTH_H
 
 #include <stddef.h>
-#include <time.h>
-#include <uv.h>
 
 struct auth_db;
 

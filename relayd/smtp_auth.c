@@ -4,11 +4,11 @@
  * sender ownership check.
  *
  * AUTH is offered and accepted only under TLS.  Password checks run on the
- * thread pool (auth.c); the session waits in SS_WAIT meanwhile.  A failed
- * check is answered after a delay that grows with the recent failures of
- * the client (address or IPv6 /64) and of the user name; past the
- * client's limit the client is refused for a while, past the user name's
- * the name is (auth_throttle.h).
+ * thread pool, bounded and in turns (auth_queue.h); the session waits in
+ * SS_WAIT meanwhile.  A failed check is answered after a delay that grows
+ * with the recent failures of the client (address or IPv6 /64) and of the
+ * user name; past the client's limit the client is refused for a while,
+ * past the user name's the name is (auth_throttle.h).
  */
 #include <stdio.h>
 #include <stdlib.h>

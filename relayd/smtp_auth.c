@@ -64,7 +64,7 @@ int smtp_auth_session_start(struct smtp_session *s)
 	if (s->kind != SMTP_PORT_SMTP &&
 	    auth_throttle_blocked(s->env->throttle, key, time(NULL))) {
 		smtp_reply(s, "421 4.7.0 %s Error: too many authentication failures; try again later",
-			   s->env->cfg->hostname);
+			   s->cfg->hostname);
 		return -1;
 	}
 	return 0;
@@ -229,9 +229,10 @@ static void on_verified(void *arg, int ok)
 		smtp_session_unref(s);
 		return;
 	}
-	/* Postfix's wording, which fail2ban's filters match. */
-	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure",
-		 s->client_name, s->client_addr, mech_name(a->mech));
+	/* Postfix's wording, which fail2ban's filters match, with the name
+	 * tried (escaped by the log like any client text). */
+	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure, sasl_username=%s",
+		 s->client_name, s->client_addr, mech_name(a->mech), a->user);
 	smtp_count(s, C_AUTH, 0);
 	time_t now = time(NULL);
 	long ms = auth_throttle_fail(s->env->throttle, key, now);
@@ -431,7 +432,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *arg)
 
 int smtp_auth_sender_check(struct smtp_session *s, const char *sender)
 {
-	if (!s->auth_user || s->env->cfg->sender_login_policy == SENDER_POLICY_ANY)
+	if (!s->auth_user || s->cfg->sender_login_policy == SENDER_POLICY_ANY)
 		return 0;
 	if (s->auth_db && auth_sender_allowed(s->auth_db, s->auth_user, sender))
 		return 0;

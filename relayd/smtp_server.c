@@ -223,7 +223,7 @@ int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 	if (!s)
 		return -1;
 	s->env.loop = loop;
-	s->env.cfg = cfg;
+	s->env.cfg = config_ref(cfg);
 	s->env.queue = q;
 	s->env.session_ended = session_ended_count;
 	s->env.srv = s;
@@ -271,6 +271,13 @@ int smtp_server_start(struct smtp_server *s)
 void smtp_server_set_queue(struct smtp_server *s, struct queue *q)
 {
 	s->env.queue = q;
+}
+
+void smtp_server_set_config(struct smtp_server *s, struct config *cfg)
+{
+	config_ref(cfg);
+	config_unref(s->env.cfg);
+	s->env.cfg = cfg;
 }
 
 void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx)
@@ -352,6 +359,8 @@ void smtp_server_free(struct smtp_server *s)
 		return;
 	smtp_server_set_tls(s, NULL);
 	smtp_server_set_auth(s, NULL);
+	config_unref(s->env.cfg);
+	s->env.cfg = NULL;
 	s->free_pending = 1;
 	for (size_t i = 0; i < s->nlst; i++)
 		if (!uv_is_closing((uv_handle_t *)&s->lst[i].tcp)) {

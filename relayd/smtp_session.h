@@ -20,7 +20,8 @@ struct smtp_session;
 
 struct smtpd_env {
 	uv_loop_t *loop;
-	struct config *cfg;          /* current configuration */
+	struct config *cfg;          /* current configuration: sessions take
+				      * a reference at start (config_ref) */
 	struct queue *queue;
 	struct tls_ctx *tls;         /* NULL: no STARTTLS, no AUTH */
 	struct auth_db *auth;        /* NULL: no AUTH */

@@ -120,6 +120,7 @@ class Relayd:
         self.log_path = os.path.join(self.dir, "relayd.log")
         self.conf_path = os.path.join(self.dir, "relayd.conf")
         self.proc = None
+        self.env = None          # the daemon's environment (None: ours)
         lines = [
             "hostname = %s" % hostname,
             "smtp_listen = 127.0.0.1:%d" % self.port_smtp,
@@ -169,7 +170,8 @@ class Relayd:
             start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
             self.log_file = open(self.log_path, "ab")
             self.proc = subprocess.Popen([RELAYD, "-F", "-f", self.conf_path],
-                                         stdout=self.log_file, stderr=subprocess.STDOUT)
+                                         stdout=self.log_file, stderr=subprocess.STDOUT,
+                                         env=self.env)
             if not wait_port:
                 return self
             deadline = time.time() + 15
@@ -308,3 +310,27 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+def session(r, port=None, source=None, ehlo="client.example", timeout=10):
+    """A raw Client of relayd r after the greeting (c.greeting) and, unless
+    ehlo is None, an EHLO (c.ehlo)."""
+    c = Client(port or r.port_smtp, source=source, timeout=timeout)
+    c.greeting = c.reply()
+    if ehlo:
+        c.ehlo = c.cmd("EHLO " + ehlo)
+    return c
+
+
+def replies(c, n):
+    """Up to n replies of Client c (fewer at EOF or timeout)."""
+    out = []
+    for _ in range(n):
+        try:
+            rep = c.reply()
+        except OSError:
+            break
+        if not rep:
+            break
+        out.append(rep)
+    return out

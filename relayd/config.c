@@ -157,8 +157,13 @@ static const struct param params[] = {
 	{ .name = "client_connection_limit", .type = T_COUNT,
 	  .off = OFF(client_connection_limit), .def = "50", .min = 0,
 	  .max = COUNT_MAX, .implemented = true,
-	  .doc = "Concurrent sessions per client address, trusted_networks "
-		 "exempt (0: no limit)." },
+	  .doc = "Concurrent sessions per client address (IPv6: per /64), "
+		 "trusted_networks exempt (0: no limit)." },
+	{ .name = "smtpd_session_limit", .type = T_COUNT,
+	  .off = OFF(smtpd_session_limit), .def = "10000", .min = 1,
+	  .max = COUNT_MAX, .implemented = true,
+	  .doc = "Concurrent SMTP sessions in all; beyond it new "
+		 "connections get 421 4.7.0 and are closed." },
 	{ .name = "smtpd_peername_lookup", .type = T_ENUM,
 	  .off = OFF(smtpd_peername_lookup), .def = "yes", .names = yes_no,
 	  .implemented = true,

@@ -81,6 +81,7 @@ struct config {
 	uint64_t recipient_limit;
 	uint64_t smtpd_timeout;              /* seconds */
 	uint64_t client_connection_limit;
+	uint64_t smtpd_session_limit;
 	int smtpd_peername_lookup;           /* 0 no, 1 yes */
 	struct config_addr_list dns_servers;
 	uint64_t dns_timeout;                /* seconds */

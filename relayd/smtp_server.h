@@ -1,8 +1,9 @@
 /*
  * smtp_server.h - the SMTP listeners: ports 25 (smtp_listen), 587
  * (submission_listen) and 465 (submissions_listen, implicit TLS); accepts
- * connections, enforces client_connection_limit, owns the sessions and
- * stops them gracefully.
+ * connections, enforces client_connection_limit (per address, IPv6 per
+ * /64) and smtpd_session_limit, owns the sessions and stops them
+ * gracefully.
  */
 #ifndef RELAYD_SMTP_SERVER_H
 #define RELAYD_SMTP_SERVER_H

@@ -20,11 +20,11 @@ check "-n prints defaults: retry_min" grep -qx 'retry_min = 5m' "$tmp/dump"
 check "-n prints defaults: trusted_networks" grep -qx 'trusted_networks = 127.0.0.0/8, ::1/128' "$tmp/dump"
 check "-n prints the derived control_socket" grep -qx "control_socket = $tmp/q/control" "$tmp/dump"
 keys=$(grep -c ' = \| =$' "$tmp/dump")
-check "-n prints every one of the 45 keys ($keys)" test "$keys" -eq 45
+check "-n prints every one of the 46 keys ($keys)" test "$keys" -eq 46
 for k in hostname smtp_listen submission_listen submissions_listen queue_dir \
 	queue_map_size trusted_networks tls_cert_file tls_key_file auth_users_file \
 	sender_login_map message_size_limit recipient_limit smtpd_timeout \
-	client_connection_limit dns_servers delivery_port relayhost relayhost_auth \
+	client_connection_limit smtpd_session_limit dns_servers delivery_port relayhost relayhost_auth \
 	tls_outbound tls_ca_file retry_min retry_max queue_lifetime bounce_lifetime \
 	delay_warning destination_concurrency destination_recipient_limit \
 	delivery_concurrency control_socket syslog_name user sender_login_policy \

@@ -135,6 +135,7 @@ static void test_defaults(void)
 	is_int(c.recipient_limit, 1000, "recipient_limit");
 	is_int(c.smtpd_timeout, 300, "smtpd_timeout 300s");
 	is_int(c.client_connection_limit, 50, "client_connection_limit");
+	is_int(c.smtpd_session_limit, 10000, "smtpd_session_limit");
 	is_int(c.dns_servers.n, 0, "dns_servers empty");
 	is_int(c.delivery_port, 25, "delivery_port");
 	ok(c.relayhost.host == NULL, "relayhost empty");
@@ -728,7 +729,7 @@ static void test_dump(void)
 	ok(strstr(d, "\nsubmissions_listen =\n") != NULL, "dump: empty value");
 	snprintf(line, sizeof(line), "hostname = %s\n", c.hostname);
 	ok(strncmp(d, line, strlen(line)) == 0, "dump starts with the effective hostname");
-	is_int(count_lines(d), 45, "dump: 45 keys");
+	is_int(count_lines(d), 46, "dump: 46 keys");
 	n = load(&c2, d, &errs2);
 	is_int(n, 0, "the dump loads back");
 	d2 = dump(&c2);

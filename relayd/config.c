@@ -79,6 +79,7 @@ static const char *const tls_levels[] = { "none", "may", "encrypt", "verify", NU
 static const char *const inet_names[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const policy_names[] = { "map", "any", NULL };
 static const char *const log_formats[] = { "postfix", "json", NULL };
+static const char *const yes_no[] = { "no", "yes", NULL };
 
 /* Enums are stored through an int; make sure that is their size. */
 _Static_assert(sizeof(enum config_tls_level) == sizeof(int), "enum size");
@@ -163,13 +164,28 @@ static const struct param params[] = {
 	  .max = COUNT_MAX, .implemented = true,
 	  .doc = "Concurrent SMTP sessions in all; beyond it new "
 		 "connections get 421 4.7.0 and are closed." },
+	{ .name = "smtpd_peername_lookup", .type = T_ENUM,
+	  .off = OFF(smtpd_peername_lookup), .def = "yes", .names = yes_no,
+	  .implemented = true,
+	  .doc = "yes: log clients by their forward-confirmed reverse name, "
+		 "looked up before the greeting (which waits 1.5 s at most); "
+		 "no: every client is 'unknown'." },
 	{ .name = "dns_servers", .type = T_ADDRS, .off = OFF(dns_servers),
-	  .def = "", .port = 53, .flags = F_NUMERIC,
+	  .def = "", .port = 53, .flags = F_NUMERIC, .implemented = true,
 	  .doc = "DNS servers, IP:port, the port defaulting to 53 (empty: "
 		 "those of /etc/resolv.conf)." },
+	{ .name = "dns_timeout", .type = T_DURATION, .off = OFF(dns_timeout),
+	  .def = "10s", .min = 1, .max = 300, .implemented = true,
+	  .doc = "The longest one DNS query may take, retries included; "
+		 "then the lookup fails temporarily." },
 	{ .name = "delivery_port", .type = T_COUNT, .off = OFF(delivery_port),
 	  .def = "25", .min = 1, .max = 65535,
 	  .doc = "TCP port used for MX delivery (labs and tests)." },
+	{ .name = "smtp_mx_address_limit", .type = T_COUNT,
+	  .off = OFF(smtp_mx_address_limit), .def = "5", .min = 0,
+	  .max = COUNT_MAX,
+	  .doc = "Next-hop addresses tried per delivery attempt, over all "
+		 "MX hosts in preference order (0: no limit)." },
 	{ .name = "relayhost", .type = T_ADDR, .off = OFF(relayhost),
 	  .def = "", .port = 25,
 	  .doc = "Upstream smarthost, [host]:port, used instead of MX "

@@ -82,8 +82,11 @@ struct config {
 	uint64_t smtpd_timeout;              /* seconds */
 	uint64_t client_connection_limit;
 	uint64_t smtpd_session_limit;
+	int smtpd_peername_lookup;           /* 0 no, 1 yes */
 	struct config_addr_list dns_servers;
+	uint64_t dns_timeout;                /* seconds */
 	uint64_t delivery_port;
+	uint64_t smtp_mx_address_limit;
 	struct config_addr relayhost;        /* host NULL when empty */
 	char *relayhost_auth;
 	enum config_tls_level tls_outbound;

@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "privs.h"
+#include "resolver.h"
 #include "smtp_server.h"
 #include "tls.h"
 
@@ -84,6 +85,8 @@ static void on_server_stopped(void *arg)
 	uv_close((uv_handle_t *)&d->reader_timer, NULL);
 	smtp_server_free(d->smtpd);
 	d->smtpd = NULL;
+	dns_resolver_free(d->dns);   /* no session is left to use it */
+	d->dns = NULL;
 	close_signals(d);
 }
 
@@ -296,6 +299,8 @@ static void reload(struct daemon *d)
 	/* Listeners, queue_dir and user need a restart; the rest applies to
 	 * new sessions now, and sessions in progress keep their snapshot. */
 	smtp_server_set_config(d->smtpd, fresh);
+	if (resolver_conf_changed(d->cfg, fresh))
+		log_warn(LOG_SVC_MASTER, "reload: dns_servers and dns_timeout take effect at the next restart");
 	config_unref(d->cfg);
 	d->cfg = fresh;
 	smtp_server_set_tls(d->smtpd, tls);
@@ -357,6 +362,25 @@ static int start_privileged(struct daemon *d)
 	return 0;
 }
 
+/* The resolver of client names (and of delivery, later). */
+static int start_resolver(struct daemon *d)
+{
+	struct resolver_conf rc;
+	char err[256];
+	if (resolver_conf_init(&rc, d->cfg)) {
+		log_err(LOG_SVC_MASTER, "cannot start the resolver: out of memory");
+		return -1;
+	}
+	int rc_new = dns_resolver_new(&d->dns, d->loop, &rc.opt, err, sizeof(err));
+	resolver_conf_free(&rc);
+	if (rc_new) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
+	smtp_server_set_dns(d->smtpd, d->dns);
+	return 0;
+}
+
 int daemon_start(struct daemon *d)
 {
 	d->loop = uv_default_loop();
@@ -376,6 +400,8 @@ int daemon_start(struct daemon *d)
 	}
 	queue_writer_on_fatal(d->queue, on_queue_fatal, d);
 	smtp_server_set_queue(d->smtpd, d->queue);
+	if (start_resolver(d))
+		return -1;
 	uint64_t period = reader_check_period();
 	uv_timer_init(d->loop, &d->reader_timer);
 	d->reader_timer.data = d;

@@ -273,6 +273,11 @@ void smtp_server_set_queue(struct smtp_server *s, struct queue *q)
 	s->env.queue = q;
 }
 
+void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns)
+{
+	s->env.dns = dns;
+}
+
 void smtp_server_set_config(struct smtp_server *s, struct config *cfg)
 {
 	config_ref(cfg);

@@ -29,6 +29,10 @@ int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 		    struct config *cfg, struct queue *q);
 /* The queue is opened after privileges drop, so it arrives late. */
 void smtp_server_set_queue(struct smtp_server *s, struct queue *q);
+/* The resolver for client names (NULL: none); owned by the caller, who
+ * frees it only after the server has stopped. */
+struct dns_resolver;
+void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns);
 /* Start accepting. */
 int smtp_server_start(struct smtp_server *s);
 /* Swap in a reloaded configuration (the server takes a reference):

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "client_name.h"
 #include "conn.h"
 #include "log.h"
 #include "maillog.h"
@@ -564,6 +565,53 @@ static const struct conn_cb session_cb = {
 	.on_closed = on_conn_closed,
 };
 
+/* Log the connection, then refuse it or send the banner. */
+static void greet(struct smtp_session *s, int refused, const char *busy_msg)
+{
+	maillog_connect(s->client_name, s->client_addr);
+	if (refused || busy_msg) {
+		if (!refused)
+			smtp_reply(s, "%s", busy_msg);
+		smtp_session_end(s);
+		return;
+	}
+	/* On 465 this is written into TLS and leaves after the handshake. */
+	smtp_reply(s, "220 %s ESMTP relayd", s->cfg->hostname);
+	conn_flush(s->conn);
+	arm_timer(s);
+}
+
+static void on_client_name(void *arg, const char *name)
+{
+	struct smtp_session *s = arg;
+	snprintf(s->client_name, sizeof(s->client_name), "%s", name);
+	if (s->conn && s->state == SS_WAIT) {
+		s->state = SS_CMD;
+		greet(s, 0, NULL);
+		smtp_process(s);       /* what the client sent too early */
+	} else {
+		maillog_connect(s->client_name, s->client_addr);
+	}
+	smtp_session_unref(s);
+}
+
+/* Look the client's name up before the banner, for at most
+ * CLIENT_NAME_WAIT_MS; the session waits holding a reference.  Returns
+ * 0 when there is nothing to wait for (no lookups, or a cached name). */
+static int wait_client_name(struct smtp_session *s)
+{
+	if (!s->env->dns || !s->cfg->smtpd_peername_lookup)
+		return 0;
+	s->refs++;
+	s->state = SS_WAIT;
+	/* No need to keep the handle: the lookup ends within the wait, and
+	 * the reference keeps the session until it does. */
+	client_name_start(s->env->loop, s->env->dns,
+			  (const struct sockaddr *)&s->peer, CLIENT_NAME_WAIT_MS,
+			  on_client_name, s);
+	return 1;
+}
+
 struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 				      enum smtp_listener_kind kind,
 				      const char *busy_msg)
@@ -588,20 +636,11 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 	uv_timer_init(env->loop, &s->timer);
 	s->timer.data = s;
 	conn_start(c, &session_cb, s);
-	maillog_connect(s->client_name, s->client_addr);
 	/* On 465 TLS starts first, so even a refusal goes out encrypted
 	 * (RFC 8314 §3.3). */
 	int refused = smtp_auth_session_start(s);
-	if (refused || busy_msg) {
-		if (!refused)
-			smtp_reply(s, "%s", busy_msg);
-		smtp_session_end(s);
-		return s;
-	}
-	/* On 465 this is written into TLS and leaves after the handshake. */
-	smtp_reply(s, "220 %s ESMTP relayd", s->cfg->hostname);
-	conn_flush(c);
-	arm_timer(s);
+	if (refused || busy_msg || !wait_client_name(s))
+		greet(s, refused, busy_msg);
 	return s;
 }
 

@@ -28,6 +28,7 @@ struct smtpd_env {
 	struct auth_throttle *throttle;       /* AUTH failures per client */
 	struct auth_throttle *user_throttle;  /* ... and per user name */
 	struct auth_queue *checks;            /* password checks */
+	struct dns_resolver *dns;            /* client names; NULL: none looked up */
 	int stopping;
 	unsigned long long messages;
 	/* The server's hooks. */

@@ -21,6 +21,7 @@
 #define SMTP_AUTH_LINE_MAX 12288   /* RFC 4954 §4 */
 #define SMTP_ERROR_LIMIT 20
 #define SMTP_HOP_LIMIT 50
+#define CLIENT_NAME_WAIT_MS 1500   /* the longest a banner waits for it */
 
 enum smtp_state {
 	SS_CMD,          /* reading commands */
@@ -70,7 +71,7 @@ struct smtp_session {
 	int discard_line;              /* dropping an overlong command line */
 	int stop_requested;            /* graceful stop pending */
 	int refs;                      /* conn + timer + pending async work */
-	char client_name[8];           /* reverse DNS is not looked up yet */
+	char client_name[256];         /* forward-confirmed, or "unknown" */
 	char client_addr[46];
 	struct sockaddr_storage peer;
 	char *helo;

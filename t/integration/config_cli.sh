@@ -20,7 +20,7 @@ check "-n prints defaults: retry_min" grep -qx 'retry_min = 5m' "$tmp/dump"
 check "-n prints defaults: trusted_networks" grep -qx 'trusted_networks = 127.0.0.0/8, ::1/128' "$tmp/dump"
 check "-n prints the derived control_socket" grep -qx "control_socket = $tmp/q/control" "$tmp/dump"
 keys=$(grep -c ' = \| =$' "$tmp/dump")
-check "-n prints every one of the 43 keys ($keys)" test "$keys" -eq 43
+check "-n prints every one of the 46 keys ($keys)" test "$keys" -eq 46
 for k in hostname smtp_listen submission_listen submissions_listen queue_dir \
 	queue_map_size trusted_networks tls_cert_file tls_key_file auth_users_file \
 	sender_login_map message_size_limit recipient_limit smtpd_timeout \

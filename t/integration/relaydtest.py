@@ -110,7 +110,8 @@ class Relayd:
     users: {name: password} for auth_users_file.
     """
 
-    def __init__(self, conf="", tls=True, users=None, sender_map=None, hostname="relayd.test"):
+    def __init__(self, conf="", tls=True, users=None, sender_map=None, hostname="relayd.test",
+                 peername_lookup=False):
         self.dir = tempfile.mkdtemp(prefix="relayd-it-")
         os.chmod(self.dir, 0o755)      # the relayd user must reach the queue
         self.port_smtp = free_port()
@@ -128,6 +129,9 @@ class Relayd:
             "submissions_listen = 127.0.0.1:%d" % self.port_subs,
             "queue_dir = %s" % self.queue_dir,
             "queue_map_size = 256M",
+            # Client names need a DNS server on loopback (dnstest.py);
+            # without one, no lookup may leave the machine.
+            "smtpd_peername_lookup = %s" % ("yes" if peername_lookup else "no"),
         ]
         if tls:
             self.cert, self.key = make_cert(self.dir, hostname)

@@ -1,8 +1,15 @@
 /*
  * queue.c - open and close the LMDB environment, create the schema, map
  * LMDB errors to the library's codes.
+ *
+ * Directory entries are data too: a new queue_dir, its tmp/ and LMDB's
+ * data.mdb and lock.mdb exist for sure after a crash only once the
+ * directories holding them are fsynced, so a writable open fsyncs
+ * queue_dir (and its parent when it made queue_dir) before it returns.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +32,7 @@ const char *queue_strerror(int err)
 	case QUEUE_ENOMEM: return "out of memory";
 	case QUEUE_EEXIST: return "queue id exists";
 	case QUEUE_ESTOPPED: return "queue writer stopped";
+	case QUEUE_EFATAL: return "queue environment unusable";
 	case QUEUE_ESTALE: return "claim no longer current";
 	case QUEUE_EBUSY: return "queue busy";
 	case QUEUE_ESCHEMA: return "queue written by another version of relayd";
@@ -47,6 +55,39 @@ int queue__err(int rc)
 	case MDB_BAD_VALSIZE: return QUEUE_ECORRUPT;
 	default: return QUEUE_EIO;
 	}
+}
+
+/* Errors after which the environment cannot be trusted: LMDB's own
+ * verdicts, and an I/O error from a commit, which means the fsync failed
+ * and the kernel may have dropped the pages it could not write. */
+static int is_fatal(int rc, int commit)
+{
+	switch (rc) {
+	case MDB_PANIC:
+	case MDB_CORRUPTED:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+		return 1;
+	case EIO:
+		return commit;
+	default:
+		return 0;
+	}
+}
+
+int queue__fail(struct queue *q, int rc, int commit)
+{
+	if (!is_fatal(rc, commit))
+		return queue__err(rc);
+	int none = 0;
+	__atomic_compare_exchange_n(&q->fatal, &none, rc, 0, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	return QUEUE_EFATAL;
+}
+
+int queue__broken(struct queue *q)
+{
+	return __atomic_load_n(&q->fatal, __ATOMIC_SEQ_CST) != 0;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -72,6 +113,27 @@ void queue__due_key(uint8_t key[QUEUE_DUE_KEY_LEN], int64_t when,
 	put_be32(key + 4, (uint32_t)w);
 	memcpy(key + 8, id, QUEUE_ID_LEN);
 	put_be32(key + 8 + QUEUE_ID_LEN, idx);
+}
+
+/* fsync a directory, so the entries made in it survive a crash. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return QUEUE_EIO;
+	int rc = fsync(fd) ? QUEUE_EIO : 0;
+	close(fd);
+	return rc;
+}
+
+static int sync_parent(const char *dir)
+{
+	char *copy = strdup(dir);
+	if (!copy)
+		return QUEUE_ENOMEM;
+	int rc = sync_dir(dirname(copy));
+	free(copy);
+	return rc;
 }
 
 int queue_open(struct queue **qp, const char *dir, size_t map_size,
@@ -108,7 +170,7 @@ int queue_open_opts(struct queue **qp, const char *dir,
 	struct queue *q = calloc(1, sizeof(*q));
 	unsigned flags = o->flags;
 	size_t map_size = o->map_size;
-	int rc;
+	int rc, made = 0;
 	*qp = NULL;
 	if (!q)
 		return QUEUE_ENOMEM;
@@ -124,12 +186,15 @@ int queue_open_opts(struct queue **qp, const char *dir,
 	}
 	if (!(flags & QUEUE_OPEN_RDONLY)) {
 		char tmp[4096];
-		if ((mkdir(dir, 0750) && errno != EEXIST) ||
+		made = mkdir(dir, 0750) == 0;
+		if ((!made && errno != EEXIST) ||
 		    (size_t)snprintf(tmp, sizeof(tmp), "%s/tmp", dir) >= sizeof(tmp) ||
 		    (mkdir(tmp, 0700) && errno != EEXIST)) {
 			rc = QUEUE_EIO;
 			goto fail;
 		}
+		if (made && (rc = sync_parent(dir)))
+			goto fail;
 	}
 	if ((rc = mdb_env_create(&q->env)) ||
 	    (rc = mdb_env_set_maxdbs(q->env, 16)) ||
@@ -146,11 +211,11 @@ int queue_open_opts(struct queue **qp, const char *dir,
 		rc = rc == ENOENT ? QUEUE_ENOENT : queue__err(rc);
 		goto fail;
 	}
+	if (!(flags & QUEUE_OPEN_RDONLY) && (rc = sync_dir(dir)))
+		goto fail;
 	if (!(flags & QUEUE_OPEN_RDONLY))
 		share_with_group(dir);
-	/* A tool killed inside a read snapshot leaves its reader slot
-	 * behind, pinning old pages; clear such slots now. */
-	mdb_reader_check(q->env, NULL);
+	queue_reader_check(q, NULL);
 	if ((rc = queue__schema_open(q)))
 		goto fail;
 	if ((rc = queue__id_init(q)))
@@ -160,6 +225,15 @@ int queue_open_opts(struct queue **qp, const char *dir,
 fail:
 	queue_close(q);
 	return rc;
+}
+
+int queue_reader_check(struct queue *q, int *cleared)
+{
+	int dead = 0;
+	int rc = mdb_reader_check(q->env, &dead);
+	if (cleared)
+		*cleared = dead;
+	return queue__err(rc);
 }
 
 void queue_close(struct queue *q)

@@ -40,6 +40,7 @@ struct queue {
 	uint64_t instance;           /* claim owner tag of this handle */
 	size_t batch_max_ops, batch_max_bytes;
 	struct queue_writer *writer;
+	int fatal;                   /* first fatal LMDB/errno code; atomic */
 };
 
 struct queue_read {
@@ -49,6 +50,12 @@ struct queue_read {
 
 /* LMDB status to QUEUE_E*. */
 int queue__err(int mdb_rc);
+/* Map a failed transaction's code, and remember it when it leaves the
+ * environment unusable (then QUEUE_EFATAL).  commit: rc came from
+ * mdb_txn_commit. */
+int queue__fail(struct queue *q, int rc, int commit);
+/* 1 once a fatal error was seen: write nothing more. */
+int queue__broken(struct queue *q);
 /* Take an id slot and seed the id counter from the high-water mark and
  * the largest stored id. */
 int queue__id_init(struct queue *q);
@@ -96,8 +103,10 @@ void queue__due_key(uint8_t key[QUEUE_DUE_KEY_LEN], int64_t when,
 /* Decode a due key (the tail of a dest key too); -1 when damaged. */
 int queue__due_decode(const uint8_t *p, size_t len, struct queue_due *d);
 
-/* Spool access for the writer: flush on the caller's thread (in
- * queue_op_submit), then read from the writer thread. */
+/* Spool access for the writer: check on the caller's thread (in
+ * queue_op_submit) that the spool is complete (no file job in flight, no
+ * write error), then read from the writer thread: the file part with
+ * pread, the rest from memory. */
 int queue__spool_flush(struct queue_spool *sp);
 int queue__spool_read(struct queue_spool *sp, uint64_t off, void *buf,
 		      size_t len);

@@ -27,7 +27,11 @@ int queue__meta_get(struct queue *q, MDB_txn *txn, const char *name,
 	struct qrd r = { .p = d.mv_data, .len = d.mv_size };
 	uint8_t ver = qrd_u8(&r);
 	*v = qrd_u64(&r);
-	return r.err || ver != QUEUE_RECORD_VERSION ? MDB_CORRUPTED : 0;
+	/* A damaged counter reads as 0 and is overwritten by the next put:
+	 * no reason to call the whole environment broken (MDB_CORRUPTED). */
+	if (r.err || ver != QUEUE_RECORD_VERSION)
+		*v = 0;
+	return 0;
 }
 
 int queue__meta_put(struct queue *q, MDB_txn *txn, const char *name,

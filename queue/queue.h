@@ -389,7 +389,8 @@ struct queue_op *queue_op_group(struct queue_op **ops, size_t n);
  * daemon never hands one recipient to two deliveries), another claim,
  * flush, requeue or release from hold leaves the recipient alone.  The
  * result is a rcpt update carrying the generation (applied only if it is
- * still current), or a release.  Items is (id, rcpt) pairs; `when` unused. */
+ * still current), or a release.  Items is (id, rcpt) pairs; `when` unused.
+ * NULL for a lease of zero, of more than a year, or no memory. */
 struct queue_op *queue_op_claim(const struct queue_due *items, size_t n,
 				int64_t now, int64_t lease);
 /* After the op completed: per item, the generation granted, 0 if refused

@@ -44,7 +44,8 @@ static struct queue_op *claim_op(enum queue_op_kind kind,
 struct queue_op *queue_op_claim(const struct queue_due *items, size_t n,
 				int64_t now, int64_t lease)
 {
-	if (lease <= 0)
+	/* A lease beyond a year is a bug; bounding it keeps now + lease sane. */
+	if (lease <= 0 || lease > 366 * 86400 || now < 0 || now > INT64_MAX / 2)
 		return NULL;
 	struct queue_op *op = claim_op(QOP_CLAIM, items, n);
 	if (op) {

@@ -16,8 +16,9 @@
  *	Every original still stored has its recipient PENDING (a failed one
  *	would mean a bounce group split); every bounce's original is gone;
  *	no original has two bounces; every acknowledged bounce is stored and
- *	its original gone.  Prints "verified N bounces"; exit 0 when all is
- *	well, 1 otherwise, diagnostics on stderr.
+ *	its original gone.  Prints "verified N messages" (N acknowledged
+ *	bounces, the line t/integration/queue_crash.sh reads); exit 0 when
+ *	all is well, 1 otherwise, diagnostics on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -174,7 +175,7 @@ static int run_verify(const char *dir, const char *ackfile)
 	size_t nb = 0, no = 0, cap = 0, ocap = 0;
 	int rc = queue_open(&q, dir, 0, QUEUE_OPEN_RDONLY);
 	if (rc == QUEUE_ENOENT) {
-		printf("verified 0 bounces\n");
+		printf("verified 0 messages\n");
 		return 0;
 	}
 	if (rc)
@@ -235,7 +236,7 @@ static int run_verify(const char *dir, const char *ackfile)
 		nb, no, nack);
 	if (errors)
 		return 1;
-	printf("verified %zu bounces\n", nack);
+	printf("verified %zu messages\n", nack);
 	return 0;
 }
 

@@ -397,6 +397,12 @@ struct queue_op *queue_op_claim(const struct queue_due *items, size_t n,
  * (gone, terminal, held or claimed).  Valid while the op lives (in the
  * completion callback, or until queue_op_free after queue_sync_run). */
 const uint64_t *queue_op_claim_gens(const struct queue_op *op, size_t *n);
+/* Declare that no other process delivers from this queue (the caller
+ * holds the daemon lock): claims taken by other handles are void for this
+ * one, whatever their lease, so an admin requeue or flush by a tool while
+ * the daemon is down, or a daemon after a crash, is not held up by leases
+ * of a dead process.  Claims of this handle still hold. */
+void queue_claims_void(struct queue *q);
 /* Give claims back without an attempt: due again at `due_at`. Items whose
  * generation (gens[i]) is not current are skipped. */
 struct queue_op *queue_op_claim_release(const struct queue_due *items,

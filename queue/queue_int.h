@@ -38,6 +38,7 @@ struct queue {
 	unsigned id_slot;
 	int id_slot_fd;              /* holds the slot's lock; -1 read-only */
 	uint64_t instance;           /* claim owner tag of this handle */
+	int sole;                    /* others' claims are void (queue_claims_void) */
 	size_t batch_max_ops, batch_max_bytes;
 	struct queue_writer *writer;
 	int fatal;                   /* first fatal LMDB/errno code; atomic */

@@ -280,7 +280,16 @@ static int del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen)
 int queue__claim_live(const struct queue *q, const struct queue_rcpt *r,
 		      int64_t now)
 {
-	return r->claim_gen && (r->claim_until > now || r->claim_owner == q->instance);
+	if (!r->claim_gen)
+		return 0;
+	if (r->claim_owner == q->instance)
+		return 1;
+	return !__atomic_load_n(&q->sole, __ATOMIC_RELAXED) && r->claim_until > now;
+}
+
+void queue_claims_void(struct queue *q)
+{
+	__atomic_store_n(&q->sole, 1, __ATOMIC_RELAXED);
 }
 
 static int apply_submit(struct queue *q, MDB_txn *txn, struct queue_op *op)

@@ -407,6 +407,9 @@ int daemon_start(struct daemon *d)
 			d->cfg->queue_dir, queue_strerror(rc));
 		return -1;
 	}
+	/* We hold the lock: claims left by an earlier run are a dead
+	 * process's, and must not hold up a flush or a requeue. */
+	queue_claims_void(d->queue);
 	if ((rc = queue_writer_start(d->queue, d->loop))) {
 		log_err(LOG_SVC_MASTER, "cannot start queue writer: %s",
 			queue_strerror(rc));

@@ -279,6 +279,18 @@ static void test_lease_crash(void)
 	queue_sync_run(q, op);
 	ok(queue_op_claim_gens(op, &n)[0] == 0, "not claimable while the lease is live");
 	queue_op_free(op);
+	/* A tool holding the daemon lock (the daemon is down) requeues at
+	 * once: the dead process's claim does not hold it up. */
+	{
+		struct queue *tool = open_q();
+		int64_t w2 = 0;
+		queue_claims_void(tool);
+		is_int(run(tool, queue_op_admin(id.s, QUEUE_ADMIN_REQUEUE)), 0,
+		       "tool requeues");
+		due_of(tool, id.s, 0, &w2);
+		ok(w2 <= time(NULL), "a dead daemon's claim is void for the lock holder");
+		queue_close(tool);
+	}
 	struct queue_read *r;
 	queue_read_begin(q, &r);
 	is_int(queue_due_first(r, &first), 0, "due index has work");

@@ -65,10 +65,15 @@ static ssize_t body_read(void *arg, uint64_t off, char *buf, size_t len)
 
 static void send_next(struct smtp_client *s)
 {
-	if (next_msg < nmsgs)
-		smtp_client_send(s, &msgs[next_msg++].m);
-	else
-		smtp_client_quit(s);
+	if (next_msg < nmsgs) {
+		/* Counted before the call: a message refused before MAIL is
+		 * reported (and the next one sent) from inside it. */
+		int i = next_msg++;
+		if (smtp_client_send(s, &msgs[i].m) == 0)
+			return;
+		next_msg--;
+	}
+	smtp_client_quit(s);
 }
 
 static void on_ready(void *arg, struct smtp_client *s)

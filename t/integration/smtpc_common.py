@@ -297,7 +297,7 @@ class Sink:
             def authenticator(server, session, envelope, mechanism, data):
                 self.logins.append((mechanism, data.login.decode(), data.password.decode()))
                 ok = data.login.decode() == user and data.password.decode() == password
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)
             kw["authenticator"] = authenticator
             kw["auth_require_tls"] = True
             kw["auth_required"] = require_auth

@@ -6,7 +6,7 @@
  *
  *   smtpc_drive -s IP:PORT [-n HOST] [-H HELO] [-t none|may|encrypt|verify]
  *               [-c CAFILE] [-a USER:PASS] [-b BINDIP] [-T C,H,CMD,X,D ms]
- *               [-A MS] [-F]
+ *               [-A MS] [-F] [-C CONFIG]
  *               -m FILE [-f SENDER] [-S SIZE] [-8] [-u] [-R FULL|HDRS]
  *               [-E ENVID] -r RCPT [-N NOTIFY] [-O ORCPT] ... [-m FILE ...]
  *
@@ -14,7 +14,10 @@
  * the options after it apply to it, -N/-O to the last -r.  Messages go
  * over one connection, in order.  -A abandons the session after MS ms
  * (the SIGTERM path).  -F: when a `may` session reports that TLS failed,
- * retry once in clear, as the scheduler will.
+ * retry once in clear, as the scheduler will.  -C takes the EHLO name,
+ * tls_outbound, relayhost_auth, smtp_bind_address and the smtp_*_timeout
+ * keys from a relayd.conf (smtp_client_opts_config); options given after
+ * it override them.
  *
  * Output (stdout), per message M and recipient I:
  *   ready
@@ -33,6 +36,7 @@
 #include <uv.h>
 #include "delivery/failure_policy.h"
 #include "delivery/smtp_client.h"
+#include "config.h"
 #include "log.h"
 #include "queue.h"
 #include "tls.h"
@@ -55,6 +59,8 @@ static int fallback_retry, retried;
 static uv_loop_t *loop;
 static uv_timer_t abandon_timer;
 static uint64_t abandon_ms;
+static struct config cfg;
+static int cfg_loaded;
 
 static ssize_t body_read(void *arg, uint64_t off, char *buf, size_t len)
 {
@@ -274,8 +280,15 @@ int main(int argc, char **argv)
 	opts.helo_name = "relayd.test";
 	opts.source.ss_family = AF_UNSPEC;
 	parse_timeouts("5000,5000,5000,5000,5000");
-	while ((c = getopt(argc, argv, "s:n:H:t:c:a:b:T:A:Fm:f:S:8uR:E:r:N:O:")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:H:t:c:a:b:T:A:FC:m:f:S:8uR:E:r:N:O:")) != -1) {
 		switch (c) {
+		case 'C':
+			if (cfg_loaded || config_load(&cfg, optarg, stderr) != 0 ||
+			    smtp_client_opts_config(&opts, &cfg, 1))
+				return usage();
+			cfg_loaded = 1;
+			level = NULL;
+			break;
 		case 's':
 			if (parse_hostport(optarg, &opts.addr))
 				return usage();
@@ -302,7 +315,7 @@ int main(int argc, char **argv)
 	if (!have_addr || optind != argc)
 		return usage();
 	static const char *const levels[] = { "none", "may", "encrypt", "verify" };
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 4 && level; i++)
 		if (!strcmp(level, levels[i]))
 			opts.tls = (enum config_tls_level)i;
 	for (int i = 0; i < nmsgs; i++) {
@@ -329,5 +342,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nmsgs; i++)
 		close(msgs[i].fd);
 	uv_loop_close(loop);
+	if (cfg_loaded)
+		config_free(&cfg);
 	return 0;
 }

@@ -230,6 +230,27 @@ eq(hop_quit, ["QUIT"], "then QUIT, and the next message is not started")
 eq(r.rcpt("b@x.test", 1).get("kind"), "none",
    "the message not started has no fact from the hop (unsent)")
 
+# ---- the timeouts and the source address come from relayd.conf ----
+conf = os.path.join(d, "relayd.conf")
+with open(conf, "w") as f:
+    f.write("hostname = cfg.relayd.test\nsmtp_bind_address = 127.0.0.8\n"
+            "smtp_helo_timeout = 1s\ntls_outbound = none\n")
+peers = []
+
+
+def greet_then_stall(c, n):
+    peers.append(c.sock.getpeername()[0])
+    c.send("220 raw.test ESMTP\r\n")
+    peers.append(c.line())
+    wait_gone(c)                  # EHLO never answered
+
+
+r = run(greet_then_stall, "-C", conf, "-m", fm, "-r", "a@x.test")
+eq((fact(r)[:2], peers), (("timeout", "helo"), ["127.0.0.8", "EHLO cfg.relayd.test"]),
+   "relayd.conf: hostname in EHLO, smtp_bind_address is the source, smtp_helo_timeout "
+   "bounds the EHLO", r)
+t.ok(0.9 < r.elapsed < 4, "smtp_helo_timeout = 1s: over in %.1fs" % r.elapsed)
+
 t.ok(all(sanitizer_clean(x) for x in runs), "no sanitizer report from any run",
      "\n".join(x.err for x in runs if not sanitizer_clean(x))[:3000])
 t.ok(all(not x.hop.errors for x in runs), "the scripted hops ran without errors",

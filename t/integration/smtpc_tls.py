@@ -10,7 +10,7 @@ import shutil
 from relaydtest import TAP
 from smtpc_common import (RawHop, Sink, body_file, check_eq, drive, greet_ehlo,
                           make_ca, make_leaf, make_self_signed, sanitizer_clean,
-                          simple_message, tmpdir)
+                          server_ctx, simple_message, tmpdir)
 
 t = TAP()
 d = tmpdir()
@@ -137,6 +137,34 @@ hop = RawHop(broken_tls, ADDR).start()
 r = run(hop, "-t", "encrypt", "-F", "-n", "mx.test", "-m", fm, "-r", "a@x.test")
 eq((status(r)[:2], r.closed().get("fallback"), r.out.count("retry in clear")),
    (("tls", "deferred"), "0", 0), "encrypt, handshake fails: deferred, no clear-text retry", r)
+hop.stop()
+
+# ---- cleartext injected after the 220 to STARTTLS (CVE-2011-0411) ----
+def inject_after_starttls(c, n):
+    greet_ehlo(c, ("PIPELINING", "STARTTLS"))
+    c.line()
+    # One segment: the 220, then a reply the client must never read as
+    # protected (taken as the EHLO reply after TLS, it would bounce).
+    c.send("220 go ahead\r\n554 5.7.1 injected in clear\r\n")
+    c.sock = server_ctx(*self_cert).wrap_socket(c.sock, server_side=True)
+    c.buf = b""
+    c.line()
+    c.send("250-raw.test\r\n250 PIPELINING\r\n")
+    c.line()
+    c.line()
+    c.send("250 ok\r\n250 ok\r\n")
+    c.line()
+    c.send("354 go\r\n")
+    c.until(b"\r\n.\r\n")
+    c.send("250 2.0.0 over TLS\r\n")
+    c.line()
+    c.send("221 bye\r\n")
+
+
+hop = RawHop(inject_after_starttls, ADDR).start()
+r = run(hop, "-t", "encrypt", "-n", "mx.test", "-m", fm, "-r", "a@x.test")
+eq((status(r)[1], r.rcpt("a@x.test").get("reason")), ("sent", "250 2.0.0 over TLS"),
+   "cleartext sent after the 220 to STARTTLS is discarded, not read as protected", r)
 hop.stop()
 
 # ---- AUTH ----

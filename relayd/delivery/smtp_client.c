@@ -292,7 +292,9 @@ static void fail(struct smtp_client *s, const struct smtp_client_fact *f)
 	if (s->state == SC_TLS)
 		polite = 0;
 	s->result.fact = *f;
-	if (f->kind == SMTPC_TLS_FAILED && s->o.tls == TLS_LEVEL_MAY)
+	/* A handshake that failed or stalled: Postfix retries `may` in clear. */
+	if (s->o.tls == TLS_LEVEL_MAY && (f->kind == SMTPC_TLS_FAILED ||
+					  (f->kind == SMTPC_TIMEOUT && s->state == SC_TLS)))
 		s->result.tls_fallback = 1;
 	finish(s, polite ? F_QUIT : F_ABORT);
 	if (m) {
@@ -736,8 +738,12 @@ static void pump_body(struct smtp_client *s)
 		}
 		if (n == 0) {
 			o = smtp_dot_finish(&s->dot, out);
-			if (conn_write(s->conn, out, o) == 0)
-				m->dot_sent = 1;
+			if (conn_write(s->conn, out, o)) {
+				fact_set(&f, SMTPC_LOST, SMTPC_STAGE_BODY, "write failed");
+				fail(s, &f);
+				return;
+			}
+			m->dot_sent = 1;
 			enter(s, SC_DOT);
 			break;
 		}

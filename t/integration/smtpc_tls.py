@@ -6,6 +6,7 @@ Postfix-style TLS log line, the `may` fallback to clear text after a
 failed handshake, and AUTH PLAIN/LOGIN to a relayhost only under TLS."""
 import re
 import shutil
+import time
 
 from relaydtest import TAP
 from smtpc_common import (RawHop, Sink, body_file, check_eq, drive, greet_ehlo,
@@ -137,6 +138,26 @@ hop = RawHop(broken_tls, ADDR).start()
 r = run(hop, "-t", "encrypt", "-F", "-n", "mx.test", "-m", fm, "-r", "a@x.test")
 eq((status(r)[:2], r.closed().get("fallback"), r.out.count("retry in clear")),
    (("tls", "deferred"), "0", 0), "encrypt, handshake fails: deferred, no clear-text retry", r)
+hop.stop()
+
+
+
+def stalled_tls(c, n):
+    if n == 0:
+        greet_ehlo(c, ("PIPELINING", "STARTTLS"))
+        c.line()
+        c.send("220 go ahead\r\n")
+        time.sleep(2)             # the ClientHello gets no answer
+        return
+    broken_tls(c, 1)
+
+
+hop = RawHop(stalled_tls, ADDR).start()
+r = run(hop, "-t", "may", "-F", "-T", "2000,2000,600,2000,2000", "-n", "mx.test", "-m", fm,
+        "-r", "a@x.test")
+eq((r.rcpts()[0].get("kind") if r.rcpts() else None, r.rcpts()[0].get("stage") if r.rcpts() else None,
+    status(r)[1], r.out.count("retry in clear")), ("timeout", "tls", "sent", 1),
+   "may, a handshake that stalls: timeout at the tls stage, then delivered in clear", r)
 hop.stop()
 
 # ---- cleartext injected after the 220 to STARTTLS (CVE-2011-0411) ----

@@ -360,7 +360,8 @@ static void ehlo_keyword(struct sc_ext *e, const char *l, size_t n)
 		e->size_limit = (*arg && *end == 0) ? v : 0;
 	} else if (!strcasecmp(kw, "AUTH")) {
 		e->auth = 1;
-		for (char *m = strtok(arg, " "); m; m = strtok(NULL, " ")) {
+		char *save = NULL;
+		for (char *m = strtok_r(arg, " ", &save); m; m = strtok_r(NULL, " ", &save)) {
 			if (!strcasecmp(m, "PLAIN"))
 				e->auth_plain = 1;
 			else if (!strcasecmp(m, "LOGIN"))
@@ -459,8 +460,9 @@ static void reply_starttls(struct smtp_client *s, const struct smtp_reply *r)
 	int required = s->o.tls == TLS_LEVEL_VERIFY;
 
 	if (r->code == 220) {
-		if (conn_starttls_client(s->conn, s->o.tls_ctx, s->o.host, s->o.host,
-					 required)) {
+		/* The name checked is the MX host's (its IP when none). */
+		const char *name = s->result.relay.host;
+		if (conn_starttls_client(s->conn, s->o.tls_ctx, name, name, required)) {
 			fact_set(&f, SMTPC_LOCAL_ERROR, SMTPC_STAGE_TLS,
 				 "cannot start a TLS session");
 			fail(s, &f);

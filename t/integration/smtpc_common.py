@@ -129,15 +129,16 @@ def make_ca(directory):
     return cert, key
 
 
-def make_leaf(directory, ca, name, prefix="leaf"):
-    """A server certificate for name signed by ca: (cert, key)."""
+def make_leaf(directory, ca, name, prefix="leaf", san=None):
+    """A server certificate for name (subjectAltName san, default
+    DNS:name) signed by ca: (cert, key)."""
     ca_cert, ca_key = ca
     key = os.path.join(directory, prefix + ".key")
     csr = os.path.join(directory, prefix + ".csr")
     cert = os.path.join(directory, prefix + ".pem")
     ext = os.path.join(directory, prefix + ".ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n" % name)
+        f.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % (san or "DNS:" + name))
     subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes",
                     "-subj", "/CN=" + name, "-keyout", key, "-out", csr],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -95,10 +95,17 @@ t.ok("hostname mismatch" in r.rcpt("a@x.test").get("reason", ""),
      "verify, wrong name: the reason says hostname mismatch", r.rcpt("a@x.test").get("reason"))
 r = run(sink, "-t", "verify", "-n", "mx.test", "-m", fm, "-r", "a@x.test")
 eq(status(r)[0], "tls", "verify against the system store: the test CA is not trusted", r)
+r = run(sink, "-t", "verify", "-c", ca[0], "-m", fm, "-r", "a@x.test")
+eq(status(r)[0], "tls", "verify without a host name: the IP is checked, and this "
+   "certificate names mx.test only", r)
 r = run(sink, "-t", "may", "-c", ca[0], "-n", "other.test", "-m", fm, "-r", "a@x.test")
 m = re.search(r"(\w+) TLS connection established to other\.test", r.err)
 eq((status(r)[1], m.group(1) if m else None), ("sent", "Trusted"),
    "may, trusted chain but another name: sent, logged 'Trusted'", r)
+sink.stop()
+sink = Sink(ADDR, tls=make_leaf(d, ca, ADDR, prefix="ipleaf", san="IP:" + ADDR)).start()
+r = run(sink, "-t", "verify", "-c", ca[0], "-m", fm, "-r", "a@x.test")
+eq(status(r)[1], "sent", "verify without a host name: a certificate for the IP passes", r)
 sink.stop()
 
 

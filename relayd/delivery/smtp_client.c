@@ -732,7 +732,7 @@ static void pump_body(struct smtp_client *s)
 	while (s->state == SC_BODY && !conn_output_full(s->conn)) {
 		ssize_t n = m->body.read(m->body.arg, s->body_off, in, sizeof(in));
 		size_t o;
-		if (n < 0) {
+		if (n < 0 || (size_t)n > sizeof(in)) {
 			fact_set(&f, SMTPC_LOCAL_ERROR, SMTPC_STAGE_BODY,
 				 "cannot read the message content");
 			fail(s, &f);

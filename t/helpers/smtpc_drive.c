@@ -8,10 +8,12 @@
  *               [-c CAFILE] [-a USER:PASS] [-b BINDIP] [-T C,H,CMD,X,D ms]
  *               [-A MS] [-F] [-C CONFIG]
  *               -m FILE [-f SENDER] [-S SIZE] [-8] [-u] [-R FULL|HDRS]
- *               [-E ENVID] -r RCPT [-N NOTIFY] [-O ORCPT] ... [-m FILE ...]
+ *               [-E ENVID] [-X OFFSET] -r RCPT [-N NOTIFY] [-O ORCPT] ...
+ *               [-m FILE ...]
  *
  * -m starts a message (content from FILE, as stored: CRLF, no stuffing);
- * the options after it apply to it, -N/-O to the last -r.  Messages go
+ * the options after it apply to it, -N/-O to the last -r; -X makes its
+ * content source fail from OFFSET on (a queue read error).  Messages go
  * over one connection, in order.  -A abandons the session after MS ms
  * (the SIGTERM path).  -F: when a `may` session reports that TLS failed,
  * retry once in clear, as the scheduler will.  -C takes the EHLO name,
@@ -49,6 +51,7 @@ struct drive_msg {
 	struct smtp_client_rcpt rcpt[MAX_RCPTS];
 	int fd;
 	int size_set;
+	long long fail_at;       /* -X: reads from here on fail; -1: never */
 };
 
 static struct drive_msg msgs[MAX_MSGS];
@@ -66,6 +69,8 @@ static ssize_t body_read(void *arg, uint64_t off, char *buf, size_t len)
 {
 	struct drive_msg *d = arg;
 
+	if (d->fail_at >= 0 && off >= (uint64_t)d->fail_at)
+		return -1;
 	return pread(d->fd, buf, len, (off_t)off);
 }
 
@@ -248,6 +253,7 @@ static int msg_opt(int c, const char *arg)
 		d->m.rcpt = d->rcpt;
 		d->m.body.read = body_read;
 		d->m.body.arg = d;
+		d->fail_at = -1;
 		return 0;
 	}
 	if (!d)
@@ -259,6 +265,7 @@ static int msg_opt(int c, const char *arg)
 	case 'u': d->m.flags |= QUEUE_F_SMTPUTF8; break;
 	case 'R': d->m.ret = !strcmp(arg, "FULL") ? QUEUE_RET_FULL : QUEUE_RET_HDRS; break;
 	case 'E': d->m.envid = arg; break;
+	case 'X': d->fail_at = atoll(arg); break;
 	case 'r':
 		if (d->m.nrcpt == MAX_RCPTS)
 			return -1;
@@ -280,7 +287,7 @@ int main(int argc, char **argv)
 	opts.helo_name = "relayd.test";
 	opts.source.ss_family = AF_UNSPEC;
 	parse_timeouts("5000,5000,5000,5000,5000");
-	while ((c = getopt(argc, argv, "s:n:H:t:c:a:b:T:A:FC:m:f:S:8uR:E:r:N:O:")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:H:t:c:a:b:T:A:FC:m:f:S:8uR:E:X:r:N:O:")) != -1) {
 		switch (c) {
 		case 'C':
 			if (cfg_loaded || config_load(&cfg, optarg, stderr) != 0 ||

@@ -230,6 +230,18 @@ eq(hop_quit, ["QUIT"], "then QUIT, and the next message is not started")
 eq(r.rcpt("b@x.test", 1).get("kind"), "none",
    "the message not started has no fact from the hop (unsent)")
 
+# ---- the content source fails (a queue read error) ----
+def takes_everything(c, n):
+    to_data(c)
+    wait_gone(c)
+
+
+r = run(takes_everything, *FAST, "-m", fbig, "-X", "1000000", "-r", "a@x.test")
+eq(fact(r), ("local", "body", "deferred", "4.3.0"),
+   "the content source fails mid-body: a local error, deferred 4.3.0", r)
+eq((r.msgs()[0].get("dot") if r.msgs() else None, r.rcpt("a@x.test").get("next")), ("0", "0"),
+   "source failure: no dot sent (the hop discards the partial message), same address later")
+
 # ---- the timeouts and the source address come from relayd.conf ----
 conf = os.path.join(d, "relayd.conf")
 with open(conf, "w") as f:

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <openssl/evp.h>
 #include "conn.h"
 #include "log.h"
@@ -56,13 +55,6 @@ static const struct {
 	[SC_DONE] = { SMTPC_STAGE_QUIT, T_COMMAND },
 };
 
-/* What EHLO offered. */
-struct sc_ext {
-	unsigned pipelining : 1, size : 1, eightbit : 1, smtputf8 : 1, dsn : 1,
-		 starttls : 1, auth_plain : 1, auth_login : 1, auth : 1;
-	uint64_t size_limit;     /* 0: none given */
-};
-
 struct smtp_client {
 	uv_loop_t *loop;
 	uv_timer_t timer;        /* owns the struct: freed in its close callback */
@@ -72,7 +64,7 @@ struct smtp_client {
 	void *arg;
 	enum sc_state state;
 	struct smtp_reply_parser rp;
-	struct sc_ext ext;
+	struct smtp_ehlo ext;    /* what EHLO offered */
 	int esmtp;               /* EHLO worked (else HELO) */
 	int tls;                 /* TLS established */
 	int need_rset;           /* the last transaction did not end cleanly */
@@ -330,56 +322,6 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- EHLO ---- */
 
-static void ehlo_keyword(struct sc_ext *e, const char *l, size_t n)
-{
-	char kw[32], arg[256];
-	size_t k = 0, a = 0, i = 0;
-
-	while (i < n && l[i] != ' ' && l[i] != '=' && k < sizeof(kw) - 1)
-		kw[k++] = l[i++];
-	kw[k] = 0;
-	while (i < n && (l[i] == ' ' || l[i] == '='))
-		i++;
-	while (i < n && a < sizeof(arg) - 1)
-		arg[a++] = l[i++];
-	arg[a] = 0;
-	if (!strcasecmp(kw, "PIPELINING"))
-		e->pipelining = 1;
-	else if (!strcasecmp(kw, "8BITMIME"))
-		e->eightbit = 1;
-	else if (!strcasecmp(kw, "SMTPUTF8"))
-		e->smtputf8 = 1;
-	else if (!strcasecmp(kw, "DSN"))
-		e->dsn = 1;
-	else if (!strcasecmp(kw, "STARTTLS"))
-		e->starttls = 1;
-	else if (!strcasecmp(kw, "SIZE")) {
-		char *end;
-		unsigned long long v = strtoull(arg, &end, 10);
-		e->size = 1;
-		e->size_limit = (*arg && *end == 0) ? v : 0;
-	} else if (!strcasecmp(kw, "AUTH")) {
-		e->auth = 1;
-		char *save = NULL;
-		for (char *m = strtok_r(arg, " ", &save); m; m = strtok_r(NULL, " ", &save)) {
-			if (!strcasecmp(m, "PLAIN"))
-				e->auth_plain = 1;
-			else if (!strcasecmp(m, "LOGIN"))
-				e->auth_login = 1;
-		}
-	}
-}
-
-static void ehlo_parse(struct smtp_client *s, const struct smtp_reply *r)
-{
-	const char *l;
-	size_t n;
-
-	memset(&s->ext, 0, sizeof(s->ext));
-	for (unsigned i = 1; (l = smtp_reply_line(r, i, &n)) != NULL; i++)
-		ehlo_keyword(&s->ext, l, n);
-}
-
 static void log_tls(struct smtp_client *s)
 {
 	static const char *const trust[] = {
@@ -438,7 +380,7 @@ static void reply_ehlo(struct smtp_client *s, const struct smtp_reply *r)
 	if (r->code / 100 == 2) {
 		s->esmtp = s->state == SC_EHLO;
 		if (s->esmtp)
-			ehlo_parse(s, r);
+			smtp_reply_ehlo(r, &s->ext);
 		else
 			memset(&s->ext, 0, sizeof(s->ext));
 		after_helo(s);

@@ -2,7 +2,9 @@
  * smtp_reply.c - multi-line SMTP reply reader (smtp_reply.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "smtp_reply.h"
 
 void smtp_reply_init(struct smtp_reply_parser *p)
@@ -137,4 +139,63 @@ const char *smtp_reply_line(const struct smtp_reply *r, unsigned i, size_t *len)
 	const char *nl = memchr(s, '\n', (size_t)(end - s));
 	*len = nl ? (size_t)(nl - s) : (size_t)(end - s);
 	return s;
+}
+
+/* One EHLO line: "KEYWORD[ params]" (and the old "KEYWORD=params" that
+ * some servers still send for AUTH and SIZE). */
+static void ehlo_keyword(struct smtp_ehlo *e, const char *l, size_t n)
+{
+	char kw[32], arg[256];
+	size_t k = 0, a = 0, i = 0;
+
+	while (i < n && l[i] != ' ' && l[i] != '=' && k < sizeof(kw) - 1)
+		kw[k++] = l[i++];
+	kw[k] = 0;
+	if (i < n && l[i] != ' ' && l[i] != '=')
+		return;                  /* longer than any keyword we know */
+	while (i < n && (l[i] == ' ' || l[i] == '='))
+		i++;
+	while (i < n && a < sizeof(arg) - 1)
+		arg[a++] = l[i++];
+	arg[a] = 0;
+	if (!strcasecmp(kw, "PIPELINING")) {
+		e->pipelining = 1;
+	} else if (!strcasecmp(kw, "8BITMIME")) {
+		e->eightbit = 1;
+	} else if (!strcasecmp(kw, "SMTPUTF8")) {
+		e->smtputf8 = 1;
+	} else if (!strcasecmp(kw, "DSN")) {
+		e->dsn = 1;
+	} else if (!strcasecmp(kw, "STARTTLS")) {
+		e->starttls = 1;
+	} else if (!strcasecmp(kw, "SIZE")) {
+		char *end;
+		e->size = 1;
+		e->size_limit = 0;
+		if (arg[0] >= '0' && arg[0] <= '9') {
+			unsigned long long v = strtoull(arg, &end, 10);
+			if (*end == 0 || *end == ' ')
+				e->size_limit = v;
+		}
+	} else if (!strcasecmp(kw, "AUTH")) {
+		char *save = NULL;
+		e->auth = 1;
+		for (char *m = strtok_r(arg, " ", &save); m; m = strtok_r(NULL, " ", &save)) {
+			if (!strcasecmp(m, "PLAIN"))
+				e->auth_plain = 1;
+			else if (!strcasecmp(m, "LOGIN"))
+				e->auth_login = 1;
+		}
+	}
+}
+
+void smtp_reply_ehlo(const struct smtp_reply *r, struct smtp_ehlo *e)
+{
+	const char *l;
+	size_t n;
+
+	memset(e, 0, sizeof(*e));
+	/* Line 0 is the server's name and greeting, never a keyword. */
+	for (unsigned i = 1; (l = smtp_reply_line(r, i, &n)) != NULL; i++)
+		ehlo_keyword(e, l, n);
 }

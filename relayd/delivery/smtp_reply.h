@@ -20,6 +20,7 @@
 #define RELAYD_DELIVERY_SMTP_REPLY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SMTP_REPLY_LINE_MAX 2048
 #define SMTP_REPLY_LINES_MAX 128
@@ -61,5 +62,16 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const char *buf, size_t len,
 /* Line i (0-based) of r's text, its length in *len; NULL past the end
  * (or past what was kept). */
 const char *smtp_reply_line(const struct smtp_reply *r, unsigned i, size_t *len);
+
+/* What an EHLO reply offers, of the extensions the client uses. */
+struct smtp_ehlo {
+	unsigned pipelining : 1, size : 1, eightbit : 1, smtputf8 : 1, dsn : 1,
+		 starttls : 1, auth : 1, auth_plain : 1, auth_login : 1;
+	uint64_t size_limit;             /* SIZE's number; 0: none given */
+};
+
+/* Read the keywords of a 2xx EHLO reply (lines after the first; case
+ * does not matter; unknown keywords and bad SIZE numbers are ignored). */
+void smtp_reply_ehlo(const struct smtp_reply *r, struct smtp_ehlo *e);
 
 #endif

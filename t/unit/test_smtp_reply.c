@@ -172,6 +172,47 @@ static void test_hostile(void)
 	ok(fine, "20000 random inputs: results in range, used within input");
 }
 
+static void ehlo(const char *text, struct smtp_ehlo *e)
+{
+	struct smtp_reply_parser p;
+	size_t used;
+
+	smtp_reply_init(&p);
+	memset(e, 0xff, sizeof(*e));
+	if (feed_str(&p, text, &used) != SMTP_REPLY_DONE)
+		diag("EHLO reply not read: %s", text);
+	smtp_reply_ehlo(&p.reply, e);
+}
+
+static void test_ehlo(void)
+{
+	struct smtp_ehlo e;
+
+	ehlo("250-mx.test hello\r\n250-PIPELINING\r\n250-SIZE 36700160\r\n"
+	     "250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-STARTTLS\r\n"
+	     "250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n", &e);
+	ok(e.pipelining && e.size && e.eightbit && e.smtputf8 && e.dsn && e.starttls &&
+	   e.auth && e.auth_plain && e.auth_login, "EHLO: every extension seen");
+	is_int(e.size_limit, 36700160, "EHLO: the SIZE limit");
+
+	ehlo("250 mx.test\r\n", &e);
+	ok(!e.pipelining && !e.size && !e.starttls && !e.auth && e.size_limit == 0,
+	   "EHLO with no extension: nothing (the struct is cleared)");
+	ehlo("250-STARTTLS\r\n250 8BITMIME\r\n", &e);
+	ok(!e.starttls && e.eightbit, "the first line is the server's name, never a keyword");
+	ehlo("250-mx\r\n250-pipelining\r\n250-size=1000\r\n250 auth=login\r\n", &e);
+	ok(e.pipelining && e.size_limit == 1000 && e.auth_login && !e.auth_plain,
+	   "lower case and the old KEYWORD=value form");
+	ehlo("250-mx\r\n250-SIZE\r\n250 AUTH CRAM-MD5\r\n", &e);
+	ok(e.size && e.size_limit == 0 && e.auth && !e.auth_plain && !e.auth_login,
+	   "SIZE without a number: no limit; AUTH without PLAIN/LOGIN: none usable");
+	ehlo("250-mx\r\n250-SIZE -5\r\n250 SIZE 12x\r\n", &e);
+	ok(e.size && e.size_limit == 0, "SIZE with a bad number: no limit assumed");
+	ehlo("250-mx\r\n250-PIPELININGX\r\n250-STARTTLSSTARTTLSSTARTTLSSTARTTLSSTARTTLS\r\n"
+	     "250 X-\xff\x01 PIPELINING\r\n", &e);
+	ok(!e.pipelining && !e.starttls, "look-alike, over-long and garbage keywords ignored");
+}
+
 /* Encode `in` split into pieces of `step` octets; the wire form. */
 static char *stuff(const char *in, size_t n, size_t step, size_t *outlen)
 {
@@ -238,6 +279,7 @@ int main(void)
 	test_simple();
 	test_enh();
 	test_hostile();
+	test_ehlo();
 	test_dot();
 	return done_testing();
 }

@@ -13,8 +13,9 @@
  *    kept waiting never exceeds SMTP_REPLY_LINE_MAX + 1 bytes; a complete
  *    reply has a code in 200..599, NUL-terminated text shorter than
  *    SMTP_REPLY_TEXT_MAX without control or 8-bit bytes (but '\n'), an
- *    enhanced code that is empty or "D.D.D" of the reply's class; a
- *    refusal says why;
+ *    enhanced code that is empty or "D.D.D" of the reply's class; its
+ *    EHLO reading (smtp_reply_ehlo) finds AUTH mechanisms only with AUTH
+ *    and a SIZE limit only with SIZE; a refusal says why;
  *  - the encoded content has no bare CR or LF, no <CRLF>.<CRLF> before
  *    its end, ends with <CRLF>.<CRLF>, and fits SMTP_DOT_ROOM.
  */
@@ -50,6 +51,10 @@ static void check_reply(const struct smtp_reply *r)
 		CHECK(sscanf(r->enh, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3);
 		CHECK((size_t)n == strlen(r->enh) && a == r->code / 100);
 	}
+	struct smtp_ehlo e;
+	smtp_reply_ehlo(r, &e);
+	CHECK(e.auth || (!e.auth_plain && !e.auth_login));
+	CHECK(e.size || e.size_limit == 0);
 }
 
 static void fuzz_replies(const char *in, size_t len, size_t piece)

@@ -154,13 +154,13 @@ def stalled_tls(c, n):
         greet_ehlo(c, ("PIPELINING", "STARTTLS"))
         c.line()
         c.send("220 go ahead\r\n")
-        time.sleep(2)             # the ClientHello gets no answer
+        time.sleep(5)             # the ClientHello gets no answer
         return
     broken_tls(c, 1)
 
 
 hop = RawHop(stalled_tls, ADDR).start()
-r = run(hop, "-t", "may", "-F", "-T", "2000,2000,600,2000,2000", "-n", "mx.test", "-m", fm,
+r = run(hop, "-t", "may", "-F", "-T", "5000,5000,1500,5000,5000", "-n", "mx.test", "-m", fm,
         "-r", "a@x.test")
 eq((r.rcpts()[0].get("kind") if r.rcpts() else None, r.rcpts()[0].get("stage") if r.rcpts() else None,
     status(r)[1], r.out.count("retry in clear")), ("timeout", "tls", "sent", 1),

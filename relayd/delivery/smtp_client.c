@@ -532,7 +532,7 @@ static int send_mail(struct smtp_client *s)
 	const struct smtp_client_msg *m = s->msg;
 	char size[32] = "", envid[300] = "";
 	const char *ret = "";
-	int eight = (m->flags & QUEUE_F_8BITMIME) && s->ext.eightbit;
+	int eight = (m->flags & SMTPC_MSG_8BIT) && s->ext.eightbit;
 
 	if (s->ext.size)
 		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)m->size);
@@ -545,7 +545,7 @@ static int send_mail(struct smtp_client *s)
 	}
 	if (send_line(s, "MAIL FROM:<%s>%s%s%s%s%s", m->sender, size,
 		      eight ? " BODY=8BITMIME" : "",
-		      (m->flags & QUEUE_F_SMTPUTF8) ? " SMTPUTF8" : "", ret, envid))
+		      (m->flags & SMTPC_MSG_SMTPUTF8) ? " SMTPUTF8" : "", ret, envid))
 		return -1;
 	if (s->ext.pipelining)
 		for (size_t i = 0; i < m->nrcpt; i++)
@@ -730,13 +730,13 @@ static int precheck(struct smtp_client *s, struct smtp_client_fact *f)
 		f->limit = s->ext.size_limit;
 		return -1;
 	}
-	if ((m->flags & QUEUE_F_8BITMIME) && !s->ext.eightbit) {
+	if ((m->flags & SMTPC_MSG_8BIT) && !s->ext.eightbit) {
 		fact_set(f, SMTPC_NO_8BITMIME, SMTPC_STAGE_MAIL,
 			 "message has 8-bit content, but server %s[%s] does not "
 			 "support 8BITMIME", host, ip);
 		return -1;
 	}
-	if ((m->flags & QUEUE_F_SMTPUTF8) && !s->ext.smtputf8) {
+	if ((m->flags & SMTPC_MSG_SMTPUTF8) && !s->ext.smtputf8) {
 		fact_set(f, SMTPC_NO_SMTPUTF8, SMTPC_STAGE_MAIL,
 			 "SMTPUTF8 is required, but was not offered by host %s[%s]",
 			 host, ip);

@@ -132,11 +132,19 @@ struct smtp_client_rcpt {
 				  * reply after DATA, or the failure) */
 };
 
+/* The content has octets over 127: sent with BODY=8BITMIME, refused
+ * before MAIL by a hop without 8BITMIME (no conversion).  This is a fact
+ * about the content, not the submitter's BODY= declaration: clients
+ * often declare 8BITMIME for 7-bit mail, which any hop takes as is. */
+#define SMTPC_MSG_8BIT     0x01u
+/* The envelope needs SMTPUTF8 (RFC 6531): refused before MAIL by a hop
+ * without it. */
+#define SMTPC_MSG_SMTPUTF8 0x02u
+
 struct smtp_client_msg {
 	const char *sender;      /* "" for the null sender */
 	uint64_t size;           /* content size as stored (for SIZE=) */
-	unsigned flags;          /* QUEUE_F_8BITMIME (the content has 8-bit
-				  * octets), QUEUE_F_SMTPUTF8 */
+	unsigned flags;          /* SMTPC_MSG_* */
 	int ret;                 /* enum queue_ret */
 	const char *envid;       /* RFC 3461 ENVID (xtext), or NULL */
 	struct smtp_client_rcpt *rcpt;

@@ -261,8 +261,8 @@ static int msg_opt(int c, const char *arg)
 	switch (c) {
 	case 'f': d->m.sender = arg; break;
 	case 'S': d->m.size = strtoull(arg, NULL, 10); d->size_set = 1; break;
-	case '8': d->m.flags |= QUEUE_F_8BITMIME; break;
-	case 'u': d->m.flags |= QUEUE_F_SMTPUTF8; break;
+	case '8': d->m.flags |= SMTPC_MSG_8BIT; break;
+	case 'u': d->m.flags |= SMTPC_MSG_SMTPUTF8; break;
 	case 'R': d->m.ret = !strcmp(arg, "FULL") ? QUEUE_RET_FULL : QUEUE_RET_HDRS; break;
 	case 'E': d->m.envid = arg; break;
 	case 'X': d->fail_at = atoll(arg); break;

@@ -26,7 +26,9 @@
  *   rcpt M I <ADDR> kind=K stage=ST code=C enh=E accepted=A status=W dsn=D next=N reason=TEXT
  *   msg M dot=0|1 dsn_passed=0|1 setup=S xfer=S
  *   closed kind=K stage=ST code=C tls=0|1 fallback=0|1 messages=N relay=H[IP]:PORT maxrss_kb=N text=TEXT
- * Diagnostics (the TLS line) go to stderr.  Exit 0 unless the options
+ * Diagnostics (the TLS line) and the mail log record of each recipient
+ * (relayd/smtp: ID: to=<...>, relay=..., delays=..., dsn=..., status=...)
+ * go to stderr.  Exit 0 unless the options
  * are wrong (2) or something local failed (1).
  */
 #include <fcntl.h>
@@ -40,6 +42,7 @@
 #include "delivery/smtp_client.h"
 #include "config.h"
 #include "log.h"
+#include "maillog.h"
 #include "queue.h"
 #include "tls.h"
 
@@ -94,6 +97,27 @@ static void on_ready(void *arg, struct smtp_client *s)
 	send_next(s);
 }
 
+/* The mail log record the scheduler will write for this outcome (the
+ * queue's delays a and b are not known here: 0). */
+static void log_record(int idx, const struct smtp_client_msg *m,
+		       const struct smtp_client_rcpt *r,
+		       const struct smtp_client_relay *relay,
+		       const struct delivery_outcome *o)
+{
+	char id[16];
+	struct maillog_delivery d = {
+		.id = id, .rcpt = r->addr, .relay_host = relay->host,
+		.relay_ip = relay->ip, .relay_port = relay->port,
+		.delay = m->setup_time + m->xfer_time,
+		.delays = { 0, 0, m->setup_time, m->xfer_time },
+		.dsn = o->dsn, .status = delivery_status_name(o->status),
+		.reason = o->reason,
+	};
+
+	snprintf(id, sizeof(id), "DRIVE%07d", idx);
+	maillog_delivery(&d);
+}
+
 static void print_rcpts(int idx, const struct smtp_client_msg *m,
 			const struct smtp_client_relay *relay)
 {
@@ -101,6 +125,7 @@ static void print_rcpts(int idx, const struct smtp_client_msg *m,
 		const struct smtp_client_rcpt *r = &m->rcpt[i];
 		struct delivery_outcome o;
 		failure_policy_decide(&r->result, relay, &o);
+		log_record(idx, m, r, relay, &o);
 		printf("rcpt %d %zu <%s> kind=%s stage=%s code=%d enh=%s accepted=%d "
 		       "status=%s dsn=%s next=%d reason=%s\n", idx, i, r->addr,
 		       smtp_client_kind_name(r->result.kind),

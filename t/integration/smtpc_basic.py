@@ -5,6 +5,7 @@ one connection, per-recipient results, scripted refusals at every stage,
 EHLO extensions (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN), HELO
 fallback, connect failure, source address."""
 import os
+import re
 import shutil
 import socket
 
@@ -90,6 +91,16 @@ eq([(x["addr"], x["status"], x["dsn"]) for x in r.rcpts()],
 t.ok("said: 550 5.1.1 <unknown@x.test>: Recipient address rejected (in reply to RCPT TO command)"
      in r.rcpt("unknown@x.test").get("reason", ""), "the 550 is quoted Postfix-style", r)
 eq(r.rcpt("grey@x.test").get("next"), "1", "a 4xx RCPT may be tried at the next MX")
+t.ok(re.search(r"relayd/smtp\[\d+\]: DRIVE0000000: to=<unknown@x\.test>, "
+               r"relay=127\.0\.0\.2\[127\.0\.0\.2\]:%d, delay=[0-9.]+, "
+               r"delays=0/0/[0-9.]+/[0-9.]+, dsn=5\.1\.1, status=bounced \(host "
+               r"127\.0\.0\.2\[127\.0\.0\.2\] said: 550 5\.1\.1 <unknown@x\.test>: "
+               r"Recipient address rejected \(in reply to RCPT TO command\)\)$" % sink.port,
+               r.err, re.M),
+     "the mail log record: Postfix's format, from fact through policy", r.err)
+t.ok(re.search(r"DRIVE0000000: to=<ok@x\.test>, .* dsn=2\.0\.0, status=sent "
+               r"\(250 2\.0\.0 Ok: queued as TESTID\)$", r.err, re.M),
+     "the mail log record of a delivered recipient")
 eq(sink.messages[-1]["rcpts"] if sink.messages else None, ["ok@x.test", "ok2@x.test"],
      "only the accepted recipients got the message")
 sink.stop()

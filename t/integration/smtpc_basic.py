@@ -7,7 +7,6 @@ fallback, connect failure, source address."""
 import os
 import re
 import shutil
-import socket
 
 from relaydtest import TAP, free_port
 from smtpc_common import (RawHop, check_eq, Sink, body_file, drive, greet_ehlo, sanitizer_clean,

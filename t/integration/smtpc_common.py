@@ -20,7 +20,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 import warnings
 
 from relaydtest import TOP_BUILD, free_port

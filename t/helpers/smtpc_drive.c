@@ -6,7 +6,7 @@
  *
  *   smtpc_drive -s IP:PORT [-n HOST] [-H HELO] [-t none|may|encrypt|verify]
  *               [-c CAFILE] [-a USER:PASS] [-b BINDIP] [-T C,H,CMD,X,D ms]
- *               [-A MS] [-F] [-C CONFIG]
+ *               [-A MS] [-I MS] [-F] [-C CONFIG]
  *               -m FILE [-f SENDER] [-S SIZE] [-8] [-u] [-R FULL|HDRS]
  *               [-E ENVID] [-X OFFSET] -r RCPT [-N NOTIFY] [-O ORCPT] ...
  *               [-m FILE ...]
@@ -15,7 +15,7 @@
  * the options after it apply to it, -N/-O to the last -r; -X makes its
  * content source fail from OFFSET on (a queue read error).  Messages go
  * over one connection, in order.  -A abandons the session after MS ms
- * (the SIGTERM path).  -F: when a `may` session reports that TLS failed,
+ * (the SIGTERM path); -I keeps the session idle MS ms between messages.  -F: when a `may` session reports that TLS failed,
  * retry once in clear, as the scheduler will.  -C takes the EHLO name,
  * tls_outbound, relayhost_auth, smtp_bind_address and the smtp_*_timeout
  * keys from a relayd.conf (smtp_client_opts_config); options given after
@@ -64,6 +64,8 @@ static struct smtp_client *cur;
 static int fallback_retry, retried;
 static uv_loop_t *loop;
 static uv_timer_t abandon_timer;
+static uv_timer_t idle_timer;
+static uint64_t idle_ms;
 static uint64_t abandon_ms;
 static struct config cfg;
 static int cfg_loaded;
@@ -135,6 +137,12 @@ static void print_rcpts(int idx, const struct smtp_client_msg *m,
 	}
 }
 
+static void on_idle_done(uv_timer_t *t)
+{
+	if (cur)
+		send_next(cur);
+}
+
 static void on_message_done(void *arg, struct smtp_client *s, struct smtp_client_msg *m)
 {
 	int idx = (int)(((struct drive_msg *)m->body.arg) - msgs);
@@ -143,7 +151,12 @@ static void on_message_done(void *arg, struct smtp_client *s, struct smtp_client
 	printf("msg %d dot=%d dsn_passed=%d setup=%.3f xfer=%.3f\n", idx, m->dot_sent,
 	       m->dsn_passed, m->setup_time, m->xfer_time);
 	fflush(stdout);
-	send_next(s);
+	/* -I: keep the session idle between messages, as a scheduler with
+	 * nothing due yet would. */
+	if (idle_ms && s == cur && next_msg < nmsgs)
+		uv_timer_start(&idle_timer, on_idle_done, idle_ms, 0);
+	else
+		send_next(s);
 }
 
 static const struct smtp_client_cb cb;
@@ -166,6 +179,7 @@ static long peak_rss_kb(void)
 
 static void on_closed(void *arg, const struct smtp_client_result *r)
 {
+	uv_timer_stop(&idle_timer);
 	/* What the scheduler does with messages the session never took:
 	 * the session's fact applies to each of their recipients. */
 	for (int i = next_msg; i < nmsgs; i++) {
@@ -191,8 +205,10 @@ static void on_closed(void *arg, const struct smtp_client_result *r)
 		cur = smtp_client_start(loop, &opts, &cb, NULL);
 		return;
 	}
-	if (!uv_is_closing((uv_handle_t *)&abandon_timer))
+	if (!uv_is_closing((uv_handle_t *)&abandon_timer)) {
 		uv_close((uv_handle_t *)&abandon_timer, NULL);
+		uv_close((uv_handle_t *)&idle_timer, NULL);
+	}
 }
 
 static const struct smtp_client_cb cb = {
@@ -312,7 +328,7 @@ int main(int argc, char **argv)
 	opts.helo_name = "relayd.test";
 	opts.source.ss_family = AF_UNSPEC;
 	parse_timeouts("5000,5000,5000,5000,5000");
-	while ((c = getopt(argc, argv, "s:n:H:t:c:a:b:T:A:FC:m:f:S:8uR:E:X:r:N:O:")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:H:t:c:a:b:T:A:I:FC:m:f:S:8uR:E:X:r:N:O:")) != -1) {
 		switch (c) {
 		case 'C':
 			if (cfg_loaded || config_load(&cfg, optarg, stderr) != 0 ||
@@ -338,6 +354,7 @@ int main(int argc, char **argv)
 			break;
 		case 'T': if (parse_timeouts(optarg)) return usage(); break;
 		case 'A': abandon_ms = strtoull(optarg, NULL, 10); break;
+		case 'I': idle_ms = strtoull(optarg, NULL, 10); break;
 		case 'F': fallback_retry = 1; break;
 		default:
 			if (msg_opt(c, optarg))
@@ -364,6 +381,7 @@ int main(int argc, char **argv)
 	}
 	loop = uv_default_loop();
 	uv_timer_init(loop, &abandon_timer);
+	uv_timer_init(loop, &idle_timer);
 	if (abandon_ms)
 		uv_timer_start(&abandon_timer, on_abandon, abandon_ms, 0);
 	cur = smtp_client_start(loop, &opts, &cb, NULL);

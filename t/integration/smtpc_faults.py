@@ -234,6 +234,23 @@ eq([(x["addr"], x["kind"], x["code"], x["status"]) for x in r.rcpts()],
    "a 421 mid-transaction: every recipient deferred with it (the accepted one too)", r)
 eq(r.closed().get("code"), "421", "a 421 ends the session")
 
+# ---- the hop ends an idle session ----
+def idle_421(c, n):
+    to_data(c)
+    c.until(b"\r\n.\r\n")
+    c.send("250 2.0.0 first one\r\n")
+    time.sleep(0.3)
+    c.send("421 4.4.2 raw.test Error: timeout exceeded\r\n")
+
+
+r = run(idle_421, *FAST, "-I", "1500", "-m", fm, "-r", "a@x.test", "-m", fm, "-r", "b@x.test")
+eq(r.rcpt("a@x.test").get("status"), "sent", "idle session: the first message was sent", r)
+x = r.rcpt("b@x.test", 1)
+eq((x.get("kind"), x.get("stage"), x.get("code"), x.get("status"), x.get("next")),
+   ("reply", "idle", "421", "deferred", "1"),
+   "a 421 while idle ends the session: the next message is deferred, next address allowed")
+eq(r.closed().get("code"), "421", "the session's end is the 421")
+
 # ---- abandon (the SIGTERM path) ----
 r = run(stall_body, "-T", "5000,5000,5000,10000,10000", "-A", "1500", "-m", fbig,
         "-r", "a@x.test")

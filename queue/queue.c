@@ -1,8 +1,15 @@
 /*
  * queue.c - open and close the LMDB environment, create the schema, map
  * LMDB errors to the library's codes.
+ *
+ * Directory entries are data too: a new queue_dir, its tmp/ and LMDB's
+ * data.mdb and lock.mdb exist for sure after a crash only once the
+ * directories holding them are fsynced, so a writable open fsyncs
+ * queue_dir (and its parent when it made queue_dir) before it returns.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +31,7 @@ const char *queue_strerror(int err)
 	case QUEUE_ENOMEM: return "out of memory";
 	case QUEUE_EEXIST: return "queue id exists";
 	case QUEUE_ESTOPPED: return "queue writer stopped";
+	case QUEUE_EFATAL: return "queue environment unusable";
 	default: return "unknown queue error";
 	}
 }
@@ -43,6 +51,39 @@ int queue__err(int rc)
 	case MDB_BAD_VALSIZE: return QUEUE_ECORRUPT;
 	default: return QUEUE_EIO;
 	}
+}
+
+/* Errors after which the environment cannot be trusted: LMDB's own
+ * verdicts, and an I/O error from a commit, which means the fsync failed
+ * and the kernel may have dropped the pages it could not write. */
+static int is_fatal(int rc, int commit)
+{
+	switch (rc) {
+	case MDB_PANIC:
+	case MDB_CORRUPTED:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+		return 1;
+	case EIO:
+		return commit;
+	default:
+		return 0;
+	}
+}
+
+int queue__fail(struct queue *q, int rc, int commit)
+{
+	if (!is_fatal(rc, commit))
+		return queue__err(rc);
+	int none = 0;
+	__atomic_compare_exchange_n(&q->fatal, &none, rc, 0, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	return QUEUE_EFATAL;
+}
+
+int queue__broken(struct queue *q)
+{
+	return __atomic_load_n(&q->fatal, __ATOMIC_SEQ_CST) != 0;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -112,11 +153,32 @@ fail:
 	return queue__err(rc);
 }
 
+/* fsync a directory, so the entries made in it survive a crash. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return QUEUE_EIO;
+	int rc = fsync(fd) ? QUEUE_EIO : 0;
+	close(fd);
+	return rc;
+}
+
+static int sync_parent(const char *dir)
+{
+	char *copy = strdup(dir);
+	if (!copy)
+		return QUEUE_ENOMEM;
+	int rc = sync_dir(dirname(copy));
+	free(copy);
+	return rc;
+}
+
 int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	       unsigned flags)
 {
 	struct queue *q = calloc(1, sizeof(*q));
-	int rc;
+	int rc, made = 0;
 	*qp = NULL;
 	if (!q)
 		return QUEUE_ENOMEM;
@@ -128,12 +190,15 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	}
 	if (!(flags & QUEUE_OPEN_RDONLY)) {
 		char tmp[4096];
-		if ((mkdir(dir, 0700) && errno != EEXIST) ||
+		made = mkdir(dir, 0700) == 0;
+		if ((!made && errno != EEXIST) ||
 		    (size_t)snprintf(tmp, sizeof(tmp), "%s/tmp", dir) >= sizeof(tmp) ||
 		    (mkdir(tmp, 0700) && errno != EEXIST)) {
 			rc = QUEUE_EIO;
 			goto fail;
 		}
+		if (made && (rc = sync_parent(dir)))
+			goto fail;
 	}
 	if ((rc = mdb_env_create(&q->env)) ||
 	    (rc = mdb_env_set_maxdbs(q->env, 8)) ||
@@ -149,9 +214,9 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 		rc = rc == ENOENT ? QUEUE_ENOENT : queue__err(rc);
 		goto fail;
 	}
-	/* A tool killed inside a read snapshot leaves its reader slot
-	 * behind, pinning old pages; clear such slots now. */
-	mdb_reader_check(q->env, NULL);
+	if (!(flags & QUEUE_OPEN_RDONLY) && (rc = sync_dir(dir)))
+		goto fail;
+	queue_reader_check(q, NULL);
 	if ((rc = open_schema(q)))
 		goto fail;
 	if ((rc = queue__id_init(q)))
@@ -161,6 +226,15 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 fail:
 	queue_close(q);
 	return rc;
+}
+
+int queue_reader_check(struct queue *q, int *cleared)
+{
+	int dead = 0;
+	int rc = mdb_reader_check(q->env, &dead);
+	if (cleared)
+		*cleared = dead;
+	return queue__err(rc);
 }
 
 void queue_close(struct queue *q)

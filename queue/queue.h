@@ -35,6 +35,11 @@
 #define QUEUE_ENOMEM   (-6)
 #define QUEUE_EEXIST   (-7)   /* queue id already stored */
 #define QUEUE_ESTOPPED (-8)   /* writer is shutting down */
+/* The environment is unusable (LMDB panic, corruption, version mismatch,
+ * or a commit's fsync failed, after which what is on disk is unknown).
+ * Sticky: every later write fails with it.  The process must exit and be
+ * restarted; the queue is recovered when it is opened again. */
+#define QUEUE_EFATAL   (-9)
 
 const char *queue_strerror(int err);
 
@@ -112,6 +117,13 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 /* Close; the writer, if started, must have been stopped. */
 void queue_close(struct queue *q);
 
+/* Clear the reader slots of processes that died inside a read snapshot
+ * (a tool killed mid-read): each pins the pages of its snapshot, and
+ * enough of them fill the reader table.  Opening does it once; a long
+ * running process calls it now and then.  *cleared (may be NULL) gets the
+ * number of slots freed. */
+int queue_reader_check(struct queue *q, int *cleared);
+
 /* Allocate a fresh queue id, increasing with time and unique within this
  * queue (also across restarts, even if the clock steps back). */
 void queue_id_new(struct queue *q, queue_id *out);
@@ -128,7 +140,20 @@ struct queue_spool;
 int queue_spool_new(struct queue *q, struct queue_spool **sp);
 int queue_spool_write(struct queue_spool *sp, const void *buf, size_t len);
 uint64_t queue_spool_size(const struct queue_spool *sp);
+/* Free; with a file job in flight the memory goes when the job ends. */
 void queue_spool_free(struct queue_spool *sp);
+
+/* Make a fresh spool do its file I/O (creating the spill file, writing
+ * it) in loop's thread pool instead of on the calling thread, which then
+ * never waits for the disk.  ready(arg) runs on the loop thread after
+ * each file job; every other spool call is for the loop thread too.
+ * While queue_spool_busy says 1, stop writing (the memory bound) until
+ * ready; while queue_spool_pending says 1, do not submit the spool. */
+typedef void queue_spool_ready_fn(void *arg);
+int queue_spool_async(struct queue_spool *sp, uv_loop_t *loop,
+		      queue_spool_ready_fn *ready, void *arg);
+int queue_spool_busy(const struct queue_spool *sp);
+int queue_spool_pending(const struct queue_spool *sp);
 
 /* ---- reading ---- */
 
@@ -225,6 +250,12 @@ int queue_writer_submit(struct queue *q, struct queue_op *op,
 /* Finish every queued op, stop the thread, close the async handle.  The
  * loop must run (uv_run) for the pending completions and the close. */
 void queue_writer_stop(struct queue *q);
+
+/* fn(arg, why) runs once on the loop thread, after the completions of the
+ * batch that found the environment unusable (QUEUE_EFATAL); why is LMDB's
+ * or the system's text for the error.  Call after queue_writer_start. */
+typedef void queue_fatal_fn(void *arg, const char *why);
+void queue_writer_on_fatal(struct queue *q, queue_fatal_fn *fn, void *arg);
 
 /* Statistics kept by the writer (approximate, for status and benchmarks). */
 struct queue_writer_stats {

@@ -30,10 +30,17 @@ struct queue {
 	pthread_mutex_t id_lock;     /* guards last_id */
 	uint64_t last_id;
 	struct queue_writer *writer;
+	int fatal;                   /* first fatal LMDB/errno code; atomic */
 };
 
 /* LMDB status to QUEUE_E*. */
 int queue__err(int mdb_rc);
+/* Map a failed transaction's code, and remember it when it leaves the
+ * environment unusable (then QUEUE_EFATAL).  commit: rc came from
+ * mdb_txn_commit. */
+int queue__fail(struct queue *q, int rc, int commit);
+/* 1 once a fatal error was seen: write nothing more. */
+int queue__broken(struct queue *q);
 /* Seed the id counter from the largest stored id. */
 int queue__id_init(struct queue *q);
 /* Load a message with its recipients inside txn (queue_read.c). */
@@ -46,8 +53,10 @@ void queue__rcpt_key(uint8_t key[QUEUE_RCPT_KEY_LEN], const char *id,
 void queue__due_key(uint8_t key[QUEUE_DUE_KEY_LEN], int64_t when,
 		    const char *id, uint32_t idx);
 
-/* Spool access for the writer: flush on the caller's thread (in
- * queue_op_submit), then read from the writer thread. */
+/* Spool access for the writer: check on the caller's thread (in
+ * queue_op_submit) that the spool is complete (no file job in flight, no
+ * write error), then read from the writer thread: the file part with
+ * pread, the rest from memory. */
 int queue__spool_flush(struct queue_spool *sp);
 int queue__spool_read(struct queue_spool *sp, uint64_t off, void *buf,
 		      size_t len);

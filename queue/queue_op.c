@@ -437,16 +437,18 @@ int queue__op_apply(struct queue *q, MDB_txn *txn, struct queue_op *op)
 int queue_sync_run(struct queue *q, struct queue_op *op)
 {
 	MDB_txn *txn;
+	if (queue__broken(q))
+		return op->status = QUEUE_EFATAL;
 	int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
 	/* op->status may still say 0 from an aborted batch: it must be set on
 	 * every failure, or the caller hears "stored" for a lost message. */
 	if (rc)
-		return op->status = queue__err(rc);
+		return op->status = queue__fail(q, rc, 0);
 	if ((rc = queue__op_apply(q, txn, op))) {
 		mdb_txn_abort(txn);
-		return op->status = queue__err(rc);
+		return op->status = queue__fail(q, rc, 0);
 	}
 	if ((rc = mdb_txn_commit(txn)))
-		return op->status = queue__err(rc);
+		return op->status = queue__fail(q, rc, 1);
 	return op->status;
 }

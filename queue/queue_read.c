@@ -18,6 +18,9 @@ int queue_read_begin(struct queue *q, struct queue_read **rp)
 	if (!r)
 		return QUEUE_ENOMEM;
 	int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &r->txn);
+	/* A full table may be full of dead readers' slots. */
+	if (rc == MDB_READERS_FULL && queue_reader_check(q, NULL) == 0)
+		rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &r->txn);
 	if (rc) {
 		free(r);
 		return queue__err(rc);

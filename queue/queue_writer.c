@@ -11,6 +11,10 @@
  * If a batch fails (map full, disk full, I/O error) it is aborted and its
  * ops are retried one transaction each, so one oversized message cannot
  * fail its neighbours.  No network I/O ever happens in here.
+ *
+ * An error that leaves the environment unusable (queue__fail) is sticky:
+ * every op from then on fails with QUEUE_EFATAL without touching LMDB,
+ * and the owner hears of it once through its on_fatal callback.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,8 @@ struct queue_writer {
 	struct queue_op *done, **done_tail;   /* committed, not yet reported */
 	int stopping;
 	uv_async_t *async;                    /* freed in its close callback */
+	queue_fatal_fn *on_fatal;             /* called once, on the loop */
+	void *fatal_arg;
 	struct queue_writer_stats stats;
 };
 
@@ -35,20 +41,25 @@ static void append(struct queue_op ***tail, struct queue_op *list)
 		*tail = &(**tail)->next;
 }
 
-/* Apply and commit a batch; 0 or an LMDB/errno code. */
+/* Apply and commit a batch; 0 or a QUEUE_E* code.  After a fatal error
+ * (queue__broken) nothing touches the environment again: queue_sync_run
+ * fails each op with QUEUE_EFATAL. */
 static int run_batch(struct queue *q, struct queue_op *batch)
 {
 	MDB_txn *txn;
+	if (queue__broken(q))
+		return QUEUE_EFATAL;
 	int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
 	if (rc)
-		return rc;
+		return queue__fail(q, rc, 0);
 	for (struct queue_op *op = batch; op; op = op->next) {
 		if ((rc = queue__op_apply(q, txn, op))) {
 			mdb_txn_abort(txn);
-			return rc;
+			return queue__fail(q, rc, 0);
 		}
 	}
-	return mdb_txn_commit(txn);
+	rc = mdb_txn_commit(txn);
+	return rc ? queue__fail(q, rc, 1) : 0;
 }
 
 static void *writer_main(void *arg)
@@ -102,6 +113,11 @@ static void report_done(struct queue_writer *w)
 			list->done(list->arg, list->status, list);
 		queue_op_free(list);
 		list = next;
+	}
+	if (w->on_fatal && queue__broken(w->q)) {
+		queue_fatal_fn *fn = w->on_fatal;
+		w->on_fatal = NULL;
+		fn(w->fatal_arg, mdb_strerror(__atomic_load_n(&w->q->fatal, __ATOMIC_SEQ_CST)));
 	}
 }
 
@@ -178,6 +194,14 @@ void queue_writer_stop(struct queue *q)
 	pthread_cond_destroy(&w->cv);
 	q->writer = NULL;
 	free(w);
+}
+
+void queue_writer_on_fatal(struct queue *q, queue_fatal_fn *fn, void *arg)
+{
+	if (q->writer) {
+		q->writer->on_fatal = fn;
+		q->writer->fatal_arg = arg;
+	}
 }
 
 void queue_writer_stats(struct queue *q, struct queue_writer_stats *st)

@@ -1,10 +1,12 @@
 /*
  * auth.h - SMTP AUTH credentials (auth_users_file: "user:crypt-hash"
  * lines), sender ownership (sender_login_map: "user: addr, @domain"
- * lines), and the per-address brute-force throttle.
+ * lines), and password checks.  The brute-force throttle is in
+ * auth_throttle.h.
  *
- * Password hashes are checked with crypt_r on libuv's thread pool: a
- * yescrypt check takes tens of milliseconds, far too long for the loop.
+ * Password hashes are checked with crypt_r on libuv's thread pool
+ * (auth_queue.h): a yescrypt check takes tens of milliseconds, far too
+ * long for the loop.
  * An unknown user is checked against a dummy hash of the same kind, so
  * replies and timing do not tell which users exist.
  *
@@ -15,8 +17,6 @@
 #define RELAYD_AUTH_H
 
 #include <stddef.h>
-#include <time.h>
-#include <uv.h>
 
 struct auth_db;
 
@@ -29,40 +29,13 @@ void auth_db_unref(struct auth_db *db);
 size_t auth_db_users(const struct auth_db *db);
 int auth_db_has_sender_map(const struct auth_db *db);
 
-/* Check user/password off the loop; cb(arg, ok) runs on the loop thread.
- * The strings are copied.  0, or -1 (cb will not run). */
-typedef void auth_verify_cb(void *arg, int ok);
-int auth_verify(uv_loop_t *loop, struct auth_db *db, const char *user,
-		const char *pass, auth_verify_cb *cb, void *arg);
-
-/* The synchronous check (tests, tools).  1 ok, 0 not. */
+/* The check itself, slow (a hash): the daemon runs it on the thread pool
+ * through auth_queue.h.  Thread-safe.  1 ok, 0 not. */
 int auth_check(const struct auth_db *db, const char *user, const char *pass);
 
 /* May `user` send as `sender` per the map?  1 yes, 0 no.  The null
  * sender is always allowed (bounces).  Without a map: 1. */
 int auth_sender_allowed(const struct auth_db *db, const char *user,
 			const char *sender);
-
-/* ---- brute-force throttle ---- */
-
-#define AUTH_FAIL_LIMIT 10            /* failures before refusal */
-#define AUTH_FAIL_WINDOW 600          /* seconds a failure is remembered */
-#define AUTH_BLOCK_TIME 600           /* seconds of refusal */
-
-struct auth_throttle;
-
-struct auth_throttle *auth_throttle_new(void);
-void auth_throttle_free(struct auth_throttle *t);
-/* key: 16-byte address (IPv4 mapped). */
-/* Record a failure; returns the delay in ms before the reply, or -1 when
- * the address is now refused. */
-long auth_throttle_fail(struct auth_throttle *t, const unsigned char key[16],
-			time_t now);
-/* 1 while the address is refused. */
-int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
-			  time_t now);
-/* A success does not forget failures: with one valid account an
- * attacker could otherwise guess at every other without limit.  Failures
- * expire AUTH_FAIL_WINDOW after the last one. */
 
 #endif

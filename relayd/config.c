@@ -55,6 +55,12 @@ enum ptype {
 #define F_HOSTNAME	0x40	/* a host name of at most 253 octets */
 #define F_NUMERIC	0x4	/* addresses must be IP literals: they are bound
 				 * or queried before any resolver exists */
+#define F_SECRET	0x8	/* "user:password": -n masks the password */
+
+/* What "relayd -n" prints for a password.  A dump loads back as it is
+ * (the mask is a valid password), and loading it warns, so a copied
+ * dump does not go on to fail logins in silence. */
+#define SECRET_MASK	"********"
 
 struct param {
 	const char *name;
@@ -73,6 +79,7 @@ static const char *const tls_levels[] = { "none", "may", "encrypt", "verify", NU
 static const char *const inet_names[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const policy_names[] = { "map", "any", NULL };
 static const char *const log_formats[] = { "postfix", "json", NULL };
+static const char *const yes_no[] = { "no", "yes", NULL };
 
 /* Enums are stored through an int; make sure that is their size. */
 _Static_assert(sizeof(enum config_tls_level) == sizeof(int), "enum size");
@@ -136,7 +143,8 @@ static const struct param params[] = {
 	  .off = OFF(message_size_limit), .def = "36700160", .min = 1,
 	  .max = UINT64_MAX, .implemented = true,
 	  .doc = "Largest message accepted, advertised in SIZE; larger "
-		 "ones get 552." },
+		 "ones get 552.  At most half of queue_map_size: one "
+		 "message must fit in the queue beside the others." },
 	{ .name = "recipient_limit", .type = T_COUNT,
 	  .off = OFF(recipient_limit), .def = "1000", .min = 1,
 	  .max = COUNT_MAX, .implemented = true,
@@ -149,22 +157,43 @@ static const struct param params[] = {
 	{ .name = "client_connection_limit", .type = T_COUNT,
 	  .off = OFF(client_connection_limit), .def = "50", .min = 0,
 	  .max = COUNT_MAX, .implemented = true,
-	  .doc = "Concurrent sessions per client address, trusted_networks "
-		 "exempt (0: no limit)." },
+	  .doc = "Concurrent sessions per client address (IPv6: per /64), "
+		 "trusted_networks exempt (0: no limit)." },
+	{ .name = "smtpd_session_limit", .type = T_COUNT,
+	  .off = OFF(smtpd_session_limit), .def = "10000", .min = 1,
+	  .max = COUNT_MAX, .implemented = true,
+	  .doc = "Concurrent SMTP sessions in all; beyond it new "
+		 "connections get 421 4.7.0 and are closed." },
+	{ .name = "smtpd_peername_lookup", .type = T_ENUM,
+	  .off = OFF(smtpd_peername_lookup), .def = "yes", .names = yes_no,
+	  .implemented = true,
+	  .doc = "yes: log clients by their forward-confirmed reverse name, "
+		 "looked up before the greeting (which waits 1.5 s at most); "
+		 "no: every client is 'unknown'." },
 	{ .name = "dns_servers", .type = T_ADDRS, .off = OFF(dns_servers),
-	  .def = "", .port = 53, .flags = F_NUMERIC,
+	  .def = "", .port = 53, .flags = F_NUMERIC, .implemented = true,
 	  .doc = "DNS servers, IP:port, the port defaulting to 53 (empty: "
 		 "those of /etc/resolv.conf)." },
+	{ .name = "dns_timeout", .type = T_DURATION, .off = OFF(dns_timeout),
+	  .def = "10s", .min = 1, .max = 300, .implemented = true,
+	  .doc = "The longest one DNS query may take, retries included; "
+		 "then the lookup fails temporarily." },
 	{ .name = "delivery_port", .type = T_COUNT, .off = OFF(delivery_port),
 	  .def = "25", .min = 1, .max = 65535,
 	  .doc = "TCP port used for MX delivery (labs and tests)." },
+	{ .name = "smtp_mx_address_limit", .type = T_COUNT,
+	  .off = OFF(smtp_mx_address_limit), .def = "5", .min = 0,
+	  .max = COUNT_MAX,
+	  .doc = "Next-hop addresses tried per delivery attempt, over all "
+		 "MX hosts in preference order (0: no limit)." },
 	{ .name = "relayhost", .type = T_ADDR, .off = OFF(relayhost),
 	  .def = "", .port = 25,
 	  .doc = "Upstream smarthost, [host]:port, used instead of MX "
 		 "delivery (empty: deliver to MX hosts)." },
 	{ .name = "relayhost_auth", .type = T_STR, .off = OFF(relayhost_auth),
-	  .def = "",
-	  .doc = "user:password for the relayhost." },
+	  .def = "", .flags = F_SECRET,
+	  .doc = "user:password for the relayhost.  relayd -n shows the "
+		 "password as " SECRET_MASK "." },
 	{ .name = "tls_outbound", .type = T_ENUM, .off = OFF(tls_outbound),
 	  .def = "may", .names = tls_levels,
 	  .doc = "Outbound TLS: none, may (opportunistic), encrypt or "
@@ -1210,6 +1239,22 @@ static void finish(struct loadctx *c)
 	if (cfg->retry_min > cfg->retry_max)
 		cfg_err(c, later_line(c, "retry_min", "retry_max"),
 			"retry_min must not exceed retry_max");
+	/* A message is written in one LMDB transaction beside the rest of
+	 * the queue: a limit beyond half the map could never be met, and
+	 * the bound keeps SIZE and BDAT arithmetic far from 2^64. */
+	if (cfg->message_size_limit > cfg->queue_map_size / 2)
+		cfg_err(c, later_line(c, "message_size_limit", "queue_map_size"),
+			"message_size_limit (%" PRIu64 ") exceeds what the queue can hold: "
+			"at most half of queue_map_size (%" PRIu64 ")",
+			cfg->message_size_limit, cfg->queue_map_size);
+	if (cfg->relayhost_auth) {
+		const char *colon = strchr(cfg->relayhost_auth, ':');
+		const char *pw = colon ? colon + 1 : cfg->relayhost_auth;
+		if (!strcmp(pw, SECRET_MASK))
+			cfg_warn(c, line_of(c, "relayhost_auth"),
+				 "relayhost_auth: the password is the mask relayd -n prints; "
+				 "put the real one back");
+	}
 	if (!cfg->tls_cert_file != !cfg->tls_key_file)
 		cfg_err(c, later_line(c, "tls_cert_file", "tls_key_file"),
 			"tls_cert_file and tls_key_file go together: set both or neither");
@@ -1313,7 +1358,50 @@ void config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+int config_new(struct config **out, const char *path, FILE *errs)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	*out = NULL;
+	if (!cfg) {
+		fprintf(errs, "%s: out of memory\n", path);
+		return -1;
+	}
+	int rc = config_load(cfg, path, errs);
+	if (rc != 0) {
+		config_free(cfg);
+		free(cfg);
+		return rc;
+	}
+	cfg->refs = 1;
+	*out = cfg;
+	return 0;
+}
+
+struct config *config_ref(struct config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
+void config_unref(struct config *cfg)
+{
+	if (!cfg || --cfg->refs > 0)
+		return;
+	config_free(cfg);
+	free(cfg);
+}
+
 /* ---- dump and sample ---- */
+
+/* "key = user:********": the user helps, the password never shows
+ * (a value without ':' is all password). */
+static void print_secret(FILE *out, const char *name, const char *v)
+{
+	const char *colon = strchr(v, ':');
+	int user = colon ? (int)(colon - v) + 1 : 0;
+
+	fprintf(out, "%s = %.*s%s\n", name, user, v, SECRET_MASK);
+}
 
 void config_dump(const struct config *cfg, FILE *out)
 {
@@ -1324,7 +1412,9 @@ void config_dump(const struct config *cfg, FILE *out)
 	for (i = 0; i < NPARAMS; i++) {
 		p = &params[i];
 		v = shown_value(cfg, i);
-		if (v && *v)
+		if (v && *v && (p->flags & F_SECRET))
+			print_secret(out, p->name, v);
+		else if (v && *v)
 			fprintf(out, "%s = %s\n", p->name, v);
 		else
 			fprintf(out, "%s =\n", p->name);

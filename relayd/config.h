@@ -10,6 +10,13 @@
  *
  * Ownership: struct config owns every string and array in it; config_free
  * releases them.  Nothing here is global.
+ *
+ * The daemon's configurations are reference-counted snapshots
+ * (config_new / config_ref / config_unref): SIGHUP loads a new snapshot
+ * and swaps it in, and whoever must keep reading one across the event
+ * loop (a session, later a delivery) holds a reference, so a reload never
+ * frees a string still in use.  Snapshots are used on the loop thread
+ * only.
  */
 #ifndef RELAYD_CONFIG_H
 #define RELAYD_CONFIG_H
@@ -74,8 +81,12 @@ struct config {
 	uint64_t recipient_limit;
 	uint64_t smtpd_timeout;              /* seconds */
 	uint64_t client_connection_limit;
+	uint64_t smtpd_session_limit;
+	int smtpd_peername_lookup;           /* 0 no, 1 yes */
 	struct config_addr_list dns_servers;
+	uint64_t dns_timeout;                /* seconds */
 	uint64_t delivery_port;
+	uint64_t smtp_mx_address_limit;
 	struct config_addr relayhost;        /* host NULL when empty */
 	char *relayhost_auth;
 	enum config_tls_level tls_outbound;
@@ -111,6 +122,8 @@ struct config {
 	 * default applies.  config_dump prints it so that "relayd -n" shows
 	 * "smtpd_timeout = 5m" rather than a recomputed "300". */
 	char **text;
+
+	int refs;                            /* config_new snapshots only */
 };
 
 /* Load path into cfg (defaults first, then the file).  Every problem is
@@ -129,13 +142,23 @@ int config_load_buffer(struct config *cfg, const char *name,
 /* Print every key as "key = value", defaults included, in table order:
  * the value as written (or the default's text), except that paths (then
  * resolved to absolute), hostname and control_socket print the value in
- * effect.  The output is itself a valid configuration. */
+ * effect.  The output is itself a valid configuration, with one change:
+ * the password of relayhost_auth is printed as "********" (loading that
+ * back warns), so a dump never shows a secret. */
 void config_dump(const struct config *cfg, FILE *out);
 
 /* Print the commented sample (what etc/relayd.conf holds). */
 void config_sample(FILE *out);
 
 void config_free(struct config *cfg);
+
+/* Load path into a new snapshot holding one reference.  Returns what
+ * config_load returns; *out is NULL unless that is 0. */
+int config_new(struct config **out, const char *path, FILE *errs);
+/* Take a reference; returns cfg. */
+struct config *config_ref(struct config *cfg);
+/* Drop a reference; the last one frees the snapshot.  NULL is ignored. */
+void config_unref(struct config *cfg);
 
 /* 1 when the address (AF_INET/AF_INET6 sockaddr) is inside the list. */
 int config_cidr_match(const struct config_cidr_list *l,

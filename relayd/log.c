@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <pthread.h>
 #include "log.h"
+#include "text.h"
 
 static const char *const service_names[LOG_SVC_COUNT] = {
 	"master", "smtpd", "qmgr", "smtp", "bounce", "control",
@@ -192,9 +193,14 @@ static char *json_line(const char *tag, int prio, const char *text)
 
 void log_vmsg(enum log_service svc, int prio, const char *fmt, va_list ap)
 {
-	char text[2048];
-	int off = snprintf(text, sizeof(text), "%s", prefix(prio));
-	vsnprintf(text + off, sizeof(text) - (size_t)off, fmt, ap);
+	char raw[2048], text[2048];
+	int off = snprintf(raw, sizeof(raw), "%s", prefix(prio));
+	vsnprintf(raw + off, sizeof(raw) - (size_t)off, fmt, ap);
+	/* The arguments carry what clients and remote servers sent (HELO,
+	 * addresses, user names, replies): escaped here, once for every
+	 * line, they can neither forge a line nor drive the reader's
+	 * terminal, whichever caller forgot. */
+	text_escape(text, sizeof(text), raw, strlen(raw));
 	if (svc < 0 || svc >= LOG_SVC_COUNT)
 		svc = LOG_SVC_MASTER;
 

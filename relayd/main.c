@@ -34,29 +34,28 @@ int main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 
-	struct config cfg;
-	int errors = config_load(&cfg, path, stderr);
+	struct config *cfg;
+	int errors = config_new(&cfg, path, stderr);
 	if (errors != 0) {
-		config_free(&cfg);
 		if (!check)
 			fprintf(stderr, "relayd: fatal: %s: configuration errors\n", path);
 		return 1;
 	}
 	if (check || dump) {
 		if (dump)
-			config_dump(&cfg, stdout);
-		config_free(&cfg);
+			config_dump(cfg, stdout);
+		config_unref(cfg);
 		return 0;
 	}
 
 	/* A peer that closes while a reply is being written must cost its
 	 * session an EPIPE, not the daemon its life. */
 	signal(SIGPIPE, SIG_IGN);
-	struct daemon d = { .cfg = &cfg, .config_path = path };
+	struct daemon d = { .cfg = cfg, .config_path = path };
 	d.log_flags = foreground ? LOG_FLAG_STDERR : 0;
-	if (cfg.log_format == LOG_FORMAT_JSON)
+	if (cfg->log_format == LOG_FORMAT_JSON)
 		d.log_flags |= LOG_FLAG_JSON;
-	log_open(cfg.syslog_name, d.log_flags);
+	log_open(cfg->syslog_name, d.log_flags);
 	if (!foreground && daemon(0, 0) != 0)
 		log_fatal(LOG_SVC_MASTER, "cannot detach: %m");
 	if (daemon_start(&d) != 0)

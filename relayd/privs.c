@@ -2,6 +2,7 @@
  * privs.c - the one-way trip from root to the relayd user (privs.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -46,11 +47,14 @@ int privs_own_dir(const char *dir, unsigned uid, unsigned gid, char *err,
 	return 0;
 }
 
-int privs_drop(unsigned uid, unsigned gid, char *err, size_t errlen)
+int privs_drop(const char *user, unsigned uid, unsigned gid, char *err,
+	       size_t errlen)
 {
 	if (geteuid() != 0)
 		return 0;
-	if (setgroups(0, NULL) || setgid(gid) || setuid(uid)) {
+	/* The user's supplementary groups stay: a key that is 0640
+	 * root:ssl-cert must still be readable when SIGHUP reloads it. */
+	if (initgroups(user, gid) || setgid(gid) || setuid(uid)) {
 		snprintf(err, errlen, "cannot drop privileges: %s", strerror(errno));
 		return -1;
 	}
@@ -61,4 +65,79 @@ int privs_drop(unsigned uid, unsigned gid, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/* "drwx------ root:root" for path, or "" when it cannot be stat'ed. */
+static void describe(const char *path, char *out, size_t outlen)
+{
+	struct stat st;
+	char pwbuf[1024], grbuf[1024], mode[11];
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
+	out[0] = 0;
+	if (stat(path, &st))
+		return;
+	snprintf(mode, sizeof(mode), "%c%c%c%c%c%c%c%c%c%c",
+		 S_ISDIR(st.st_mode) ? 'd' : '-',
+		 st.st_mode & S_IRUSR ? 'r' : '-', st.st_mode & S_IWUSR ? 'w' : '-',
+		 st.st_mode & S_IXUSR ? 'x' : '-', st.st_mode & S_IRGRP ? 'r' : '-',
+		 st.st_mode & S_IWGRP ? 'w' : '-', st.st_mode & S_IXGRP ? 'x' : '-',
+		 st.st_mode & S_IROTH ? 'r' : '-', st.st_mode & S_IWOTH ? 'w' : '-',
+		 st.st_mode & S_IXOTH ? 'x' : '-');
+	getpwuid_r(st.st_uid, &pw, pwbuf, sizeof(pwbuf), &pwr);
+	getgrgid_r(st.st_gid, &gr, grbuf, sizeof(grbuf), &grr);
+	char u[32], g[32];
+	snprintf(u, sizeof(u), "%u", (unsigned)st.st_uid);
+	snprintf(g, sizeof(g), "%u", (unsigned)st.st_gid);
+	snprintf(out, outlen, " (%s %s:%s)", mode, pwr ? pwr->pw_name : u,
+		 grr ? grr->gr_name : g);
+}
+
+static const char *mode_words(int mode)
+{
+	if ((mode & (R_OK | W_OK)) == (R_OK | W_OK))
+		return "read and write";
+	return mode & W_OK ? "write" : "read";
+}
+
+int privs_check_access(const char *path, int mode, const char *user,
+		       char *err, size_t errlen)
+{
+	char prefix[PATH_MAX], how[128];
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof(prefix)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	/* Each directory on the way needs search (x) permission; the
+	 * first one refused is the one to fix. */
+	for (size_t i = 1; i < len; i++) {
+		if (path[i] != '/')
+			continue;
+		memcpy(prefix, path, i);
+		prefix[i] = 0;
+		if (access(prefix, X_OK) == 0)
+			continue;
+		int e = errno;
+		describe(prefix, how, sizeof(how));
+		if (e == EACCES)
+			snprintf(err, errlen,
+				 "user %s cannot search directory %s%s: it needs execute (x) permission there (e.g. chmod o+x %s), or use a path outside it",
+				 user, prefix, how, prefix);
+		else
+			snprintf(err, errlen, "%s: %s", prefix, strerror(e));
+		return -1;
+	}
+	if (access(path, mode) == 0)
+		return 0;
+	int e = errno;
+	describe(path, how, sizeof(how));
+	if (e == EACCES)
+		snprintf(err, errlen,
+			 "user %s cannot %s %s%s: give it %s permission (e.g. chgrp %s %s; chmod g+%s %s)",
+			 user, mode_words(mode), path, how, mode_words(mode), user,
+			 path, mode & W_OK ? "rwx" : "r", path);
+	else
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+	return -1;
 }

@@ -15,8 +15,16 @@ int privs_lookup(const char *user, unsigned *uid, unsigned *gid, char *err,
  * Only when running as root.  0 or -1 (err). */
 int privs_own_dir(const char *dir, unsigned uid, unsigned gid, char *err,
 		  size_t errlen);
-/* setgroups/setgid/setuid to uid:gid and verify that root cannot be
- * regained.  A no-op when not running as root.  0 or -1 (err). */
-int privs_drop(unsigned uid, unsigned gid, char *err, size_t errlen);
+/* initgroups/setgid/setuid to user (uid:gid, keeping user's supplementary
+ * groups) and verify that root cannot be regained.  A no-op when not
+ * running as root.  0 or -1 (err). */
+int privs_drop(const char *user, unsigned uid, unsigned gid, char *err,
+	       size_t errlen);
+/* Can the current user (after the drop: `user`, named in the message)
+ * reach path with access(2) mode (R_OK, W_OK, X_OK)?  0, or -1 with err
+ * naming the path or the directory on the way that refuses, its mode and
+ * owner, the user, and the permission it needs. */
+int privs_check_access(const char *path, int mode, const char *user,
+		       char *err, size_t errlen);
 
 #endif

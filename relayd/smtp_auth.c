@@ -4,9 +4,11 @@
  * sender ownership check.
  *
  * AUTH is offered and accepted only under TLS.  Password checks run on the
- * thread pool (auth.c); the session waits in SS_WAIT meanwhile.  A failed
- * check is answered after a delay that grows with the address's recent
- * failures; past the limit the address is refused for a while.
+ * thread pool, bounded and in turns (auth_queue.h); the session waits in
+ * SS_WAIT meanwhile.  A failed check is answered after a delay that grows
+ * with the recent failures of the client (address or IPv6 /64) and of the
+ * user name; past the client's limit the client is refused for a while,
+ * past the user name's the name is (auth_throttle.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "auth.h"
+#include "auth_queue.h"
+#include "auth_throttle.h"
 #include "conn.h"
 #include "log.h"
 #include "smtp_session_int.h"
@@ -60,7 +64,7 @@ int smtp_auth_session_start(struct smtp_session *s)
 	if (s->kind != SMTP_PORT_SMTP &&
 	    auth_throttle_blocked(s->env->throttle, key, time(NULL))) {
 		smtp_reply(s, "421 4.7.0 %s Error: too many authentication failures; try again later",
-			   s->env->cfg->hostname);
+			   s->cfg->hostname);
 		return -1;
 	}
 	return 0;
@@ -215,11 +219,24 @@ static void on_verified(void *arg, int ok)
 		smtp_session_unref(s);
 		return;
 	}
-	/* Postfix's wording, which fail2ban's filters match. */
-	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure",
-		 s->client_name, s->client_addr, mech_name(a->mech));
+	/* Postfix's wording, which fail2ban's filters match, with the name
+	 * tried (escaped by the log like any client text). */
+	log_warn(LOG_SVC_SMTPD, "%s[%s]: SASL %s authentication failed: authentication failure, sasl_username=%s",
+		 s->client_name, s->client_addr, mech_name(a->mech), a->user);
 	smtp_count(s, C_AUTH, 0);
-	long ms = auth_throttle_fail(s->env->throttle, key, time(NULL));
+	time_t now = time(NULL);
+	long ms = auth_throttle_fail(s->env->throttle, key, now);
+	unsigned char ukey[16];
+	auth_throttle_user_key(a->user, ukey);
+	long ums = auth_throttle_fail(s->env->user_throttle, ukey, now);
+	if (ums < 0) {
+		/* The log escapes client text such as the name. */
+		log_warn(LOG_SVC_SMTPD, "too many authentication failures for user %s; refusing it for up to %d s",
+			 a->user, AUTH_USER_BLOCK_TIME);
+		ums = auth_throttle_user_policy.max_ms;
+	}
+	if (ms >= 0 && ums > ms)
+		ms = ums;
 	if (ms < 0) {
 		log_warn(LOG_SVC_SMTPD, "%s[%s]: too many authentication failures; refusing for %d s",
 			 s->client_name, s->client_addr, AUTH_BLOCK_TIME);
@@ -240,12 +257,31 @@ static void on_verified(void *arg, int ok)
 /* Credentials complete: check them off the loop. */
 static void verify(struct smtp_session *s, const char *pass)
 {
+	unsigned char ukey[16];
+	auth_throttle_user_key(s->auth->user, ukey);
+	if (auth_throttle_blocked(s->env->user_throttle, ukey, time(NULL))) {
+		/* Temporary, and no password check: the real user's client
+		 * retries later, and the attacker learns nothing. */
+		log_info(LOG_SVC_SMTPD, "%s[%s]: AUTH refused: user %s is blocked after too many failures",
+			 s->client_name, s->client_addr, s->auth->user);
+		smtp_count(s, C_AUTH, 0);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure: too many failures for this user; try again later");
+		exchange_end(s);
+		return;
+	}
 	/* The session keeps the db its user was checked against: its sender
 	 * map still applies if a reload drops or replaces it. */
 	s->auth->db = s->env->auth;
 	auth_db_ref(s->auth->db);
-	if (!s->env->auth || auth_verify(s->env->loop, s->env->auth, s->auth->user,
-					 pass, on_verified, s)) {
+	unsigned char key[16];
+	smtp_server_addr_key(&s->peer, key);
+	int suspect = auth_throttle_known(s->env->throttle, key, time(NULL));
+	int rc = s->env->auth ? auth_queue_check(s->env->checks, s->env->auth, key, suspect,
+						 s->auth->user, pass, on_verified, s) : -1;
+	if (rc) {
+		if (rc == AUTH_QUEUE_BUSY)
+			log_info(LOG_SVC_SMTPD, "%s[%s]: AUTH refused: too many password checks waiting",
+				 s->client_name, s->client_addr);
 		smtp_count(s, C_AUTH, 0);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		exchange_end(s);
@@ -387,7 +423,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *arg)
 
 int smtp_auth_sender_check(struct smtp_session *s, const char *sender)
 {
-	if (!s->auth_user || s->env->cfg->sender_login_policy == SENDER_POLICY_ANY)
+	if (!s->auth_user || s->cfg->sender_login_policy == SENDER_POLICY_ANY)
 		return 0;
 	if (s->auth_db && auth_sender_allowed(s->auth_db, s->auth_user, sender))
 		return 0;

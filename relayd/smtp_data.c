@@ -32,7 +32,8 @@ int smtp_data_emit(struct smtp_data *d, const void *buf, size_t len)
 {
 	if (!len || d->emit_failed || d->too_big || d->bare_eol)
 		return 0;
-	if (d->size + len > d->limit) {
+	/* size never passes limit, so this cannot wrap whatever the limit. */
+	if (len > d->limit - d->size) {
 		d->too_big = 1;
 		return 0;
 	}

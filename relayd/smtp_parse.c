@@ -11,6 +11,7 @@
 #include <strings.h>
 #include "smtp_parse.h"
 #include "queue.h"
+#include "text.h"
 
 #define R_SYNTAX_MAIL "501 5.5.4 Syntax: MAIL FROM:<address>"
 #define R_SYNTAX_RCPT "501 5.5.4 Syntax: RCPT TO:<address>"
@@ -25,35 +26,8 @@
 /* Length of a well-formed UTF-8 sequence at p (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-	size_t len;
 	uint32_t cp;
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and out-of-range code points. */
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	return text_utf8_len(p, n, &cp);
 }
 
 /* atext of RFC 5322 plus UTF-8 (RFC 6532) when allowed. */
@@ -233,12 +207,15 @@ static const char *take_path(const char *p, const char *kw, char *out,
 			return NULL;
 		start = colon + 1;
 	}
+	/* A path longer than RFC 5321 allows is a bad address, not a bad
+	 * command: *addrlen says so, out stays empty. */
 	size_t n = (size_t)(end - start);
+	*addrlen = n;
+	out[0] = 0;
 	if (n >= outlen)
-		return NULL;
+		return p;
 	memcpy(out, start, n);
 	out[n] = 0;
-	*addrlen = n;
 	return p;
 }
 
@@ -277,15 +254,19 @@ static int next_param(const char **pp, char *key, size_t klen, char *val,
 	return 1;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+/* RFC 1870's size-value, 1*20DIGIT.  Twenty digits can exceed 2^64:
+ * such a value saturates to UINT64_MAX, which is over any limit and so
+ * gets its 552 rather than a syntax error. */
+static int parse_size(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
-	if (!*s || strlen(s) > 19)
+	if (!*s || strlen(s) > 20)
 		return -1;
 	for (; *s; s++) {
 		if (!isdigit((unsigned char)*s))
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		unsigned d = (unsigned)(*s - '0');
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
 	}
 	*out = v;
 	return 0;
@@ -307,7 +288,7 @@ int smtp_parse_mail(const char *arg, struct smtp_mail_args *m,
 		int bit;
 		if (!strcasecmp(key, "SIZE") && has_val) {
 			bit = 1;
-			if (parse_u64(val, &m->size))
+			if (parse_size(val, &m->size))
 				goto syntax;
 		} else if (!strcasecmp(key, "BODY") && has_val) {
 			bit = 2;
@@ -348,6 +329,10 @@ int smtp_parse_mail(const char *arg, struct smtp_mail_args *m,
 	}
 	if (rc < 0)
 		goto syntax;
+	if (n > SMTP_PATH_MAX) {
+		*reply = R_BAD_SENDER;
+		return -1;
+	}
 	if (n > 0 && !smtp_mailbox_valid(m->addr, n, m->smtputf8)) {
 		*reply = !m->smtputf8 && has_8bit(m->addr, n) ? R_UTF8_SENDER : R_BAD_SENDER;
 		return -1;
@@ -439,6 +424,10 @@ int smtp_parse_rcpt(const char *arg, int smtputf8, struct smtp_rcpt_args *r,
 	}
 	if (rc < 0)
 		goto syntax;
+	if (n > SMTP_PATH_MAX) {
+		*reply = R_BAD_RCPT;
+		return -1;
+	}
 	if (!smtp_mailbox_valid(r->addr, n, smtputf8)) {
 		*reply = !smtputf8 && has_8bit(r->addr, n) ? R_UTF8_RCPT : R_BAD_RCPT;
 		return -1;

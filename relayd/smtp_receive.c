@@ -4,6 +4,14 @@
  * Message-ID: and Date: (RFC 6409 §8), enforce size and hop limits, and
  * hand the message to the queue's group commit.  The 250 goes out only
  * from the commit's completion: "queued" means on disk.
+ *
+ * The spool writes a large body to its spill file in the thread pool
+ * (queue_spool_async), never on the loop: a slow disk must not stall the
+ * other sessions.  While a spill write is in flight and the next buffer is
+ * full, this session stops consuming input (the conn then stops reading
+ * the socket at its input bound), and at the end of the content it waits
+ * in SS_WAIT for the last write before submitting; the spool's ready
+ * callback resumes it.  Only this session waits for its disk.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +22,7 @@
 #include "log.h"
 #include "maillog.h"
 #include "smtp_session_int.h"
+#include "text.h"
 
 #define R_STORAGE "452 4.3.1 Insufficient system storage"
 
@@ -21,6 +30,29 @@ static int spool_emit(void *arg, const void *buf, size_t len)
 {
 	struct smtp_session *s = arg;
 	return queue_spool_write(s->txn->spool, buf, len) ? -1 : 0;
+}
+
+static void finish_content(struct smtp_session *s, enum smtp_count which);
+
+/* A spill write finished: go on consuming input, or submit. */
+static void on_spool_ready(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *t = s->txn;
+	if (!s->conn || !t || s->state != SS_WAIT)
+		return;
+	if (t->finish_waiting && !queue_spool_pending(t->spool)) {
+		t->finish_waiting = 0;
+		s->state = SS_CMD;
+		conn_resume(s->conn);
+		finish_content(s, t->finish_which);
+	} else if (t->spool_wait && !queue_spool_busy(t->spool)) {
+		s->state = t->spool_wait;
+		t->spool_wait = 0;
+	} else {
+		return;
+	}
+	smtp_process(s);
 }
 
 static void rfc5322_date(char *buf, size_t len, time_t when)
@@ -43,7 +75,7 @@ static int add_missing(struct smtp_session *s, struct smtp_data *d)
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
 		n = snprintf(buf, sizeof(buf), "Message-ID: <%s.%s@%s>\r\n", stamp,
-			     s->txn->id.s, s->env->cfg->hostname);
+			     s->txn->id.s, s->cfg->hostname);
 		if (n > 0 && (size_t)n < sizeof(buf))
 			smtp_data_emit(d, buf, (size_t)n);
 	}
@@ -74,17 +106,22 @@ static const char *with_protocol(const struct smtp_session *s)
 static int write_received(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	char tls[256], date[64], buf[2048];
+	char tls[256], date[64], buf[4096], helo[1024], name[1024], rcpt[1024] = "";
 	conn_tls_info(s->conn, tls, sizeof(tls));
 	rfc5322_date(date, sizeof(date), time(NULL));
+	/* What the client chose (and, later, what reverse DNS says) must not
+	 * end the header or hide in it: escaped like in the logs. */
+	text_escape(helo, sizeof(helo), s->helo, strlen(s->helo));
+	text_escape(name, sizeof(name), s->client_name, strlen(s->client_name));
+	if (t->nrcpt == 1)
+		text_escape(rcpt, sizeof(rcpt), t->rcpt[0].addr, strlen(t->rcpt[0].addr));
 	int n = snprintf(buf, sizeof(buf),
 			 "Received: from %s (%s [%s])\r\n%s%s%s"
 			 "\tby %s (relayd) with %s id %s%s%s%s;\r\n\t%s\r\n",
-			 s->helo, s->client_name, s->client_addr,
+			 helo, name, s->client_addr,
 			 tls[0] ? "\t" : "", tls, tls[0] ? "\r\n" : "",
-			 s->env->cfg->hostname, with_protocol(s), t->id.s,
-			 t->nrcpt == 1 ? "\r\n\tfor <" : "",
-			 t->nrcpt == 1 ? t->rcpt[0].addr : "",
+			 s->cfg->hostname, with_protocol(s), t->id.s,
+			 t->nrcpt == 1 ? "\r\n\tfor <" : "", rcpt,
 			 t->nrcpt == 1 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
@@ -99,10 +136,12 @@ static int start_content(struct smtp_session *s, enum smtp_data_mode mode)
 	struct smtp_txn *t = s->txn;
 	int rc = queue_spool_new(s->env->queue, &t->spool);
 	if (rc == 0)
+		rc = queue_spool_async(t->spool, s->env->loop, on_spool_ready, s);
+	if (rc == 0)
 		rc = write_received(s);
 	if (rc)
 		return rc;
-	smtp_data_init(&t->data, mode, s->env->cfg->message_size_limit,
+	smtp_data_init(&t->data, mode, s->cfg->message_size_limit,
 		       spool_emit, headers_cb, s);
 
 	t->data_started = 1;
@@ -165,6 +204,14 @@ static void finish_content(struct smtp_session *s, enum smtp_count which)
 		smtp_reply(s, "%s", refuse);
 		smtp_txn_reset(s);
 		s->state = SS_CMD;
+		return;
+	}
+	if (queue_spool_pending(t->spool)) {
+		/* The last spill write is still in flight. */
+		t->finish_waiting = 1;
+		t->finish_which = which;
+		s->state = SS_WAIT;
+		conn_pause(s->conn);
 		return;
 	}
 	struct queue_msg m = {
@@ -285,9 +332,10 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 	/* Content over the limit is read and thrown away (RFC 3030 §3: the
 	 * session cannot go on without reading it), but only up to twice
 	 * the limit: beyond that, refuse and close rather than read on. */
-	uint64_t limit = s->env->cfg->message_size_limit;
+	uint64_t limit = s->cfg->message_size_limit;
+	uint64_t cap = limit > UINT64_MAX / 2 ? UINT64_MAX : 2 * limit;
 	uint64_t have = s->txn && s->txn->data_started ? s->txn->data.size : 0;
-	if (size > 2 * limit - (have < 2 * limit ? have : 2 * limit)) {
+	if (size > cap - (have < cap ? have : cap)) {
 		smtp_count(s, C_BDAT, 0);
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		s->quitting = 1;
@@ -316,17 +364,26 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 size_t smtp_receive_input(struct smtp_session *s, const char *p, size_t n)
 {
 	struct smtp_txn *t = s->txn;
+	size_t used;
 	if (s->state == SS_DATA) {
-		size_t used = smtp_data_feed(&t->data, p, n);
+		used = smtp_data_feed(&t->data, p, n);
 		if (t->data.done)
 			finish_content(s, C_DATA);
-		return used;
+	} else {
+		used = n < s->bdat_left ? n : (size_t)s->bdat_left;
+		if (t && !t->bdat_reply)
+			smtp_data_feed(&t->data, p, used);
+		s->bdat_left -= used;
+		if (s->bdat_left == 0)
+			chunk_end(s);
 	}
-	size_t take = n < s->bdat_left ? n : (size_t)s->bdat_left;
-	if (t && !t->bdat_reply)
-		smtp_data_feed(&t->data, p, take);
-	s->bdat_left -= take;
-	if (s->bdat_left == 0)
-		chunk_end(s);
-	return take;
+	t = s->txn;
+	if ((s->state == SS_DATA || s->state == SS_BDAT) && t && t->spool &&
+	    queue_spool_busy(t->spool)) {
+		/* Both spill buffers are full: stop here (SS_WAIT, so that
+		 * input after EOF is kept) until on_spool_ready. */
+		t->spool_wait = s->state;
+		s->state = SS_WAIT;
+	}
+	return used;
 }

@@ -11,9 +11,16 @@
 #include "smtp_session.h"
 #include "tls.h"
 #include "auth.h"
+#include "auth_queue.h"
+#include "auth_throttle.h"
 
 #define IP_BUCKETS 1024
 #define STOP_GRACE_MS 10000      /* how long DATA in progress may finish */
+/* Beyond smtpd_session_limit a connection still gets its 421 through a
+ * session; past this many more it is closed without a word, so refusals
+ * that linger (a 465 handshake never finished) cannot pile up. */
+#define REFUSE_SLACK 64
+#define LIMIT_LOG_MS 1000        /* at most one session-limit warning per second */
 
 struct listener {
 	uv_tcp_t tcp;
@@ -39,18 +46,24 @@ struct smtp_server {
 	unsigned long long accepted;
 	struct ip_count *ip[IP_BUCKETS];
 	uv_timer_t stop_timer;
+	uint64_t limit_logged;       /* uv_now() of the last session-limit warning */
+	unsigned long limit_refused; /* refusals since that warning */
 	int free_pending;            /* close callbacks before free */
 	void (*stop_done)(void *);
 	void *stop_arg;
 };
 
-/* The address as 16 bytes (IPv4 as v4-mapped), so both families share one
- * table and a v4 client counts the same on v4 and v6 listeners. */
+/* The client as 16 bytes (IPv4 as v4-mapped), so both families share one
+ * table and a v4 client counts the same on v4 and v6 listeners.  An IPv6
+ * client is its /64: one host is routinely given a whole /64 and may use
+ * any address in it, so counting single addresses would give it
+ * unlimited sessions and password guesses. */
 void smtp_server_addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
 {
 	memset(key, 0, 16);
 	if (ss->ss_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : SMTP_CLIENT_V6_PREFIX / 8);
 	} else {
 		key[10] = key[11] = 0xff;
 		memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
@@ -111,6 +124,21 @@ static void session_ended(void *arg, struct smtp_session *sess)
 	maybe_stopped(s);
 }
 
+/* Over smtpd_session_limit: warn at most once a second, with the number
+ * refused meanwhile, so a flood cannot flood the log too. */
+static void session_limit_warn(struct smtp_server *s)
+{
+	uint64_t now = uv_now(s->env.loop);
+	s->limit_refused++;
+	if (s->limit_logged && now - s->limit_logged < LIMIT_LOG_MS)
+		return;
+	log_warn(LOG_SVC_SMTPD, "session limit reached: %lu sessions (smtpd_session_limit = %llu); %lu connection(s) refused",
+		 s->nsessions, (unsigned long long)s->env.cfg->smtpd_session_limit,
+		 s->limit_refused);
+	s->limit_logged = now;
+	s->limit_refused = 0;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct listener *l = server->data;
@@ -122,14 +150,24 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	s->accepted++;
 	const struct config *cfg = s->env.cfg;
+	const uint64_t limit = cfg->smtpd_session_limit;
+	if (s->nsessions >= limit + REFUSE_SLACK) {
+		session_limit_warn(s);
+		conn_start(c, NULL, NULL);
+		conn_abort(c);
+		return;
+	}
 	const struct sockaddr_storage *peer = conn_peer(c);
 	unsigned n = ip_add(s, peer);
 	const char *busy = NULL;
 	int trusted = config_cidr_match(&cfg->trusted_networks,
 					(const struct sockaddr *)peer);
-	if (n == 0)
+	if (n == 0) {
 		busy = "421 4.3.2 Service temporarily unavailable";
-	else if (!trusted && cfg->client_connection_limit &&
+	} else if (s->nsessions >= limit) {
+		busy = "421 4.7.0 Error: too many sessions; try again later";
+		session_limit_warn(s);
+	} else if (!trusted && cfg->client_connection_limit &&
 		 n > cfg->client_connection_limit) {
 		busy = "421 4.7.0 Error: too many connections from your address";
 		log_warn(LOG_SVC_SMTPD, "Connection concurrency limit exceeded: %u from unknown[%s]",
@@ -185,17 +223,19 @@ int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 	if (!s)
 		return -1;
 	s->env.loop = loop;
-	s->env.cfg = cfg;
+	s->env.cfg = config_ref(cfg);
 	s->env.queue = q;
 	s->env.session_ended = session_ended_count;
 	s->env.srv = s;
-	s->env.throttle = auth_throttle_new();
+	s->env.throttle = auth_throttle_new(&auth_throttle_addr_policy);
+	s->env.user_throttle = auth_throttle_new(&auth_throttle_user_policy);
+	s->env.checks = auth_queue_new(loop, 0, 0, 0);
 	size_t n = cfg->smtp_listen.n + cfg->submission_listen.n +
 		   cfg->submissions_listen.n;
 	s->lst = calloc(n ? n : 1, sizeof(*s->lst));
 	uv_timer_init(loop, &s->stop_timer);
 	s->stop_timer.data = s;
-	if (!s->lst || !s->env.throttle ||
+	if (!s->lst || !s->env.throttle || !s->env.user_throttle || !s->env.checks ||
 	    bind_list(s, &cfg->smtp_listen, SMTP_PORT_SMTP, loop) ||
 	    bind_list(s, &cfg->submission_listen, SMTP_PORT_SUBMISSION, loop) ||
 	    bind_list(s, &cfg->submissions_listen, SMTP_PORT_SUBMISSIONS, loop)) {
@@ -231,6 +271,18 @@ int smtp_server_start(struct smtp_server *s)
 void smtp_server_set_queue(struct smtp_server *s, struct queue *q)
 {
 	s->env.queue = q;
+}
+
+void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns)
+{
+	s->env.dns = dns;
+}
+
+void smtp_server_set_config(struct smtp_server *s, struct config *cfg)
+{
+	config_ref(cfg);
+	config_unref(s->env.cfg);
+	s->env.cfg = cfg;
 }
 
 void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx)
@@ -298,6 +350,8 @@ static void on_free_closed(uv_handle_t *h)
 			free(e);
 		}
 	auth_throttle_free(s->env.throttle);
+	auth_throttle_free(s->env.user_throttle);
+	auth_queue_free(s->env.checks);
 	free(s->lst);
 	free(s);
 }
@@ -310,6 +364,8 @@ void smtp_server_free(struct smtp_server *s)
 		return;
 	smtp_server_set_tls(s, NULL);
 	smtp_server_set_auth(s, NULL);
+	config_unref(s->env.cfg);
+	s->env.cfg = NULL;
 	s->free_pending = 1;
 	for (size_t i = 0; i < s->nlst; i++)
 		if (!uv_is_closing((uv_handle_t *)&s->lst[i].tcp)) {

@@ -1,8 +1,9 @@
 /*
  * smtp_server.h - the SMTP listeners: ports 25 (smtp_listen), 587
  * (submission_listen) and 465 (submissions_listen, implicit TLS); accepts
- * connections, enforces client_connection_limit, owns the sessions and
- * stops them gracefully.
+ * connections, enforces client_connection_limit (per address, IPv6 per
+ * /64) and smtpd_session_limit, owns the sessions and stops them
+ * gracefully.
  */
 #ifndef RELAYD_SMTP_SERVER_H
 #define RELAYD_SMTP_SERVER_H
@@ -22,13 +23,22 @@ struct tls_ctx;
 struct auth_db;
 
 /* Bind every configured listener (as root, before privileges drop).
- * 0, or -1 with the reason logged. */
+ * The server takes a reference to cfg (config_ref).  0, or -1 with the
+ * reason logged. */
 int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 		    struct config *cfg, struct queue *q);
 /* The queue is opened after privileges drop, so it arrives late. */
 void smtp_server_set_queue(struct smtp_server *s, struct queue *q);
+/* The resolver for client names (NULL: none); owned by the caller, who
+ * frees it only after the server has stopped. */
+struct dns_resolver;
+void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns);
 /* Start accepting. */
 int smtp_server_start(struct smtp_server *s);
+/* Swap in a reloaded configuration (the server takes a reference):
+ * new sessions use it, a session in progress keeps the snapshot it
+ * started with.  Listeners are not rebound. */
+void smtp_server_set_config(struct smtp_server *s, struct config *cfg);
 /* Swap in reloaded credentials (NULL keeps the current ones); sessions
  * in progress keep what they started with. */
 void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx);

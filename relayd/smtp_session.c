@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "client_name.h"
 #include "conn.h"
 #include "log.h"
 #include "maillog.h"
@@ -96,6 +97,7 @@ void smtp_session_unref(struct smtp_session *s)
 	free(s->helo);
 	free(s->auth_user);
 	s->env->session_ended(s->env->srv, s);
+	config_unref(s->cfg);
 	free(s);
 }
 
@@ -134,7 +136,7 @@ void smtp_session_end(struct smtp_session *s)
 		/* Bound the close: an idle period at most, ten seconds at
 		 * least rarely matters. */
 		uv_timer_start(&s->timer, on_timer,
-			       s->env->cfg->smtpd_timeout * 1000, 0);
+			       s->cfg->smtpd_timeout * 1000, 0);
 	}
 }
 
@@ -144,7 +146,7 @@ static uint64_t session_cap(const struct smtp_session *s)
 {
 	/* A total bound keeps a trickling client from holding a session
 	 * forever; twelve idle periods is an hour at the default. */
-	return s->env->cfg->smtpd_timeout * 12;
+	return s->cfg->smtpd_timeout * 12;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -164,7 +166,7 @@ static void on_timer(uv_timer_t *t)
 		uv_timer_start(&s->timer, on_timer, 1000, 0);
 		return;
 	}
-	uint64_t idle = s->env->cfg->smtpd_timeout * 1000;
+	uint64_t idle = s->cfg->smtpd_timeout * 1000;
 	int capped = now - s->started >= session_cap(s) * 1000;
 	if (!capped && now - s->last_input < idle) {
 		uv_timer_start(&s->timer, on_timer, idle - (now - s->last_input), 0);
@@ -175,7 +177,7 @@ static void on_timer(uv_timer_t *t)
 		 capped ? "session limit" : "timeout",
 		 s->state == SS_DATA || s->state == SS_BDAT ? "DATA" : "command",
 		 s->client_name, s->client_addr);
-	smtp_reply(s, "421 4.4.2 %s Error: %s", s->env->cfg->hostname, what);
+	smtp_reply(s, "421 4.4.2 %s Error: %s", s->cfg->hostname, what);
 	smtp_session_end(s);
 }
 
@@ -183,7 +185,7 @@ static void arm_timer(struct smtp_session *s)
 {
 	s->last_input = uv_now(s->env->loop);
 	if (!uv_is_active((uv_handle_t *)&s->timer))
-		uv_timer_start(&s->timer, on_timer, s->env->cfg->smtpd_timeout * 1000, 0);
+		uv_timer_start(&s->timer, on_timer, s->cfg->smtpd_timeout * 1000, 0);
 }
 
 /* ---- envelope commands ---- */
@@ -196,10 +198,21 @@ static int need_arg(struct smtp_session *s, const char *arg, const char *syntax)
 	return 0;
 }
 
+/* 1 when every byte is printable ASCII other than the space. */
+static int printable_word(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
 static int set_helo(struct smtp_session *s, const char *arg)
 {
+	/* A domain or an address literal (RFC 5321 §4.1.1.1), in ASCII
+	 * (A-labels): it reaches the logs and our Received: header. */
 	size_t n = strlen(arg);
-	if (n > 255 || strchr(arg, ' ') || strpbrk(arg, "<>\"")) {
+	if (n > 255 || !printable_word(arg) || strpbrk(arg, "<>\"")) {
 		smtp_reply(s, "501 5.5.2 Error: invalid hostname");
 		return -1;
 	}
@@ -217,7 +230,7 @@ static void cmd_helo(struct smtp_session *s, const char *arg)
 	}
 	s->esmtp = 0;
 	smtp_count(s, C_HELO, 1);
-	smtp_reply(s, "250 %s", s->env->cfg->hostname);
+	smtp_reply(s, "250 %s", s->cfg->hostname);
 }
 
 static void cmd_ehlo(struct smtp_session *s, const char *arg)
@@ -228,7 +241,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *arg)
 	}
 	s->esmtp = 1;
 	smtp_count(s, C_EHLO, 1);
-	const struct config *cfg = s->env->cfg;
+	const struct config *cfg = s->cfg;
 	char buf[1024];
 	int n = snprintf(buf, sizeof(buf),
 			 "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n",
@@ -266,7 +279,7 @@ static void cmd_mail(struct smtp_session *s, const char *arg)
 	} else if (!s->esmtp && (m.size || m.body_8bit || m.smtputf8 || m.ret ||
 				 m.envid[0])) {
 		smtp_reply(s, "555 5.5.4 ESMTP parameters need EHLO");
-	} else if (m.size > s->env->cfg->message_size_limit) {
+	} else if (m.size > s->cfg->message_size_limit) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 	} else if (smtp_auth_sender_check(s, m.addr)) {
 		/* reply sent by the check */
@@ -317,6 +330,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg)
 	int ok = 0;
 	if (!s->txn) {
 		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+	} else if (s->txn->data_started) {
+		/* RFC 3030 §3: the envelope is closed once content flows;
+		 * the Received: "for" clause is already written. */
+		smtp_reply(s, "503 5.5.1 Error: BDAT in progress, RCPT not allowed");
 	} else if (smtp_parse_rcpt(arg, s->txn->mail.smtputf8, &r, &err)) {
 		smtp_reply(s, "%s", err);
 	} else if (!s->esmtp && (r.notify || r.orcpt[0])) {
@@ -327,7 +344,7 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg)
 			 s->client_name, s->client_addr, r.addr, s->txn->mail.addr,
 			 r.addr, s->helo);
 		smtp_reply(s, "554 5.7.1 Relay access denied");
-	} else if (s->txn->nrcpt >= s->env->cfg->recipient_limit) {
+	} else if (s->txn->nrcpt >= s->cfg->recipient_limit) {
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 	} else if (add_rcpt(s->txn, &r)) {
 		smtp_reply(s, "451 4.3.0 Error: out of memory");
@@ -427,10 +444,21 @@ static int took(struct smtp_session *s, size_t k)
 /* Handle one line from the input, consuming it before it is acted on, so
  * a command that resets the input (STARTTLS) resets only what follows.
  * Returns 0 when no complete line is buffered yet, else 1. */
+/* The longest line (CRLF included) the command starting at p may be.
+ * Fewer than five bytes cannot name a longer command yet; they are far
+ * below every bound, so the caller waits for more. */
+static size_t line_max(const struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5)))
+		return SMTP_AUTH_LINE_MAX;
+	if (n >= 5 && (!strncasecmp(p, "MAIL ", 5) || !strncasecmp(p, "RCPT ", 5)))
+		return SMTP_PARAM_LINE_MAX;
+	return SMTP_LINE_MAX;
+}
+
 static int command_line(struct smtp_session *s, const char *p, size_t n)
 {
-	size_t max = s->state == SS_AUTH || (n >= 5 && !strncasecmp(p, "AUTH ", 5))
-		     ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
+	size_t max = line_max(s, p, n);
 	const char *lf = memchr(p, '\n', n);
 	if (s->discard_line) {
 		/* The rest of a line already refused as too long. */
@@ -440,10 +468,11 @@ static int command_line(struct smtp_session *s, const char *p, size_t n)
 		return took(s, (size_t)(lf - p) + 1);
 	}
 	if (!lf) {
-		if (n < SMTP_AUTH_LINE_MAX)
+		if (n < max)
 			return 0;
-		/* No line end in sight: refuse once and drop the line as it
-		 * arrives. */
+		/* Already longer than its command may be, whatever follows:
+		 * refuse once and drop the rest of the line as it arrives,
+		 * so no more than max bytes of one line are ever held. */
 		smtp_reply(s, "500 5.5.2 Error: line too long");
 		s->discard_line = 1;
 		return took(s, n);
@@ -510,7 +539,7 @@ void smtp_process(struct smtp_session *s)
 	if (s->quitting || stop_now(s)) {
 		if (!s->quitting)
 			smtp_reply(s, "421 4.3.2 %s Service shutting down",
-				   s->env->cfg->hostname);
+				   s->cfg->hostname);
 		smtp_session_end(s);
 		return;
 	}
@@ -536,6 +565,53 @@ static const struct conn_cb session_cb = {
 	.on_closed = on_conn_closed,
 };
 
+/* Log the connection, then refuse it or send the banner. */
+static void greet(struct smtp_session *s, int refused, const char *busy_msg)
+{
+	maillog_connect(s->client_name, s->client_addr);
+	if (refused || busy_msg) {
+		if (!refused)
+			smtp_reply(s, "%s", busy_msg);
+		smtp_session_end(s);
+		return;
+	}
+	/* On 465 this is written into TLS and leaves after the handshake. */
+	smtp_reply(s, "220 %s ESMTP relayd", s->cfg->hostname);
+	conn_flush(s->conn);
+	arm_timer(s);
+}
+
+static void on_client_name(void *arg, const char *name)
+{
+	struct smtp_session *s = arg;
+	snprintf(s->client_name, sizeof(s->client_name), "%s", name);
+	if (s->conn && s->state == SS_WAIT) {
+		s->state = SS_CMD;
+		greet(s, 0, NULL);
+		smtp_process(s);       /* what the client sent too early */
+	} else {
+		maillog_connect(s->client_name, s->client_addr);
+	}
+	smtp_session_unref(s);
+}
+
+/* Look the client's name up before the banner, for at most
+ * CLIENT_NAME_WAIT_MS; the session waits holding a reference.  Returns
+ * 0 when there is nothing to wait for (no lookups, or a cached name). */
+static int wait_client_name(struct smtp_session *s)
+{
+	if (!s->env->dns || !s->cfg->smtpd_peername_lookup)
+		return 0;
+	s->refs++;
+	s->state = SS_WAIT;
+	/* No need to keep the handle: the lookup ends within the wait, and
+	 * the reference keeps the session until it does. */
+	client_name_start(s->env->loop, s->env->dns,
+			  (const struct sockaddr *)&s->peer, CLIENT_NAME_WAIT_MS,
+			  on_client_name, s);
+	return 1;
+}
+
 struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 				      enum smtp_listener_kind kind,
 				      const char *busy_msg)
@@ -547,6 +623,7 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 		return NULL;
 	}
 	s->env = env;
+	s->cfg = config_ref(env->cfg);
 	s->conn = c;
 	s->kind = kind;
 	s->refs = 2;                  /* the conn and the timer */
@@ -554,25 +631,16 @@ struct smtp_session *smtp_session_new(struct smtpd_env *env, struct conn *c,
 	strcpy(s->client_name, "unknown");
 	snprintf(s->client_addr, sizeof(s->client_addr), "%s", conn_peer_ip(c));
 	s->peer = *conn_peer(c);
-	s->trusted = config_cidr_match(&env->cfg->trusted_networks,
+	s->trusted = config_cidr_match(&s->cfg->trusted_networks,
 				       (const struct sockaddr *)conn_peer(c));
 	uv_timer_init(env->loop, &s->timer);
 	s->timer.data = s;
 	conn_start(c, &session_cb, s);
-	maillog_connect(s->client_name, s->client_addr);
 	/* On 465 TLS starts first, so even a refusal goes out encrypted
 	 * (RFC 8314 §3.3). */
 	int refused = smtp_auth_session_start(s);
-	if (refused || busy_msg) {
-		if (!refused)
-			smtp_reply(s, "%s", busy_msg);
-		smtp_session_end(s);
-		return s;
-	}
-	/* On 465 this is written into TLS and leaves after the handshake. */
-	smtp_reply(s, "220 %s ESMTP relayd", env->cfg->hostname);
-	conn_flush(c);
-	arm_timer(s);
+	if (refused || busy_msg || !wait_client_name(s))
+		greet(s, refused, busy_msg);
 	return s;
 }
 
@@ -580,7 +648,7 @@ void smtp_session_shutdown(struct smtp_session *s)
 {
 	s->stop_requested = 1;
 	if (s->conn && stop_now(s)) {
-		smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
+		smtp_reply(s, "421 4.3.2 %s Service shutting down", s->cfg->hostname);
 		smtp_session_end(s);
 	}
 }
@@ -601,7 +669,7 @@ int smtp_session_abort(struct smtp_session *s)
 		return 0;
 	}
 	/* Say why, and give the 421 one more pass to leave. */
-	smtp_reply(s, "421 4.3.2 %s Service shutting down", s->env->cfg->hostname);
+	smtp_reply(s, "421 4.3.2 %s Service shutting down", s->cfg->hostname);
 	smtp_session_end(s);
 	return 1;
 }

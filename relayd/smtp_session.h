@@ -20,11 +20,15 @@ struct smtp_session;
 
 struct smtpd_env {
 	uv_loop_t *loop;
-	struct config *cfg;          /* current configuration */
+	struct config *cfg;          /* current configuration: sessions take
+				      * a reference at start (config_ref) */
 	struct queue *queue;
 	struct tls_ctx *tls;         /* NULL: no STARTTLS, no AUTH */
 	struct auth_db *auth;        /* NULL: no AUTH */
-	struct auth_throttle *throttle;
+	struct auth_throttle *throttle;       /* AUTH failures per client */
+	struct auth_throttle *user_throttle;  /* ... and per user name */
+	struct auth_queue *checks;            /* password checks */
+	struct dns_resolver *dns;            /* client names; NULL: none looked up */
 	int stopping;
 	unsigned long long messages;
 	/* The server's hooks. */
@@ -46,7 +50,10 @@ void smtp_session_shutdown(struct smtp_session *s);
  * Returns 1 while the session is not gone yet (try again shortly). */
 int smtp_session_abort(struct smtp_session *s);
 
-/* The 16-byte key of an address (IPv4 mapped) for per-client tables. */
+/* The 16-byte key of a client for per-client tables (connection counts,
+ * AUTH throttle): an IPv4 address v4-mapped, an IPv6 address cut to its
+ * first SMTP_CLIENT_V6_PREFIX bits (a multiple of 8). */
+#define SMTP_CLIENT_V6_PREFIX 64
 void smtp_server_addr_key(const struct sockaddr_storage *ss,
 			  unsigned char key[16]);
 

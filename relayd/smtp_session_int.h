@@ -13,9 +13,15 @@
 #include "smtp_parse.h"
 
 #define SMTP_LINE_MAX 512          /* RFC 5321 §4.5.3.1.4, with CRLF */
+/* MAIL and RCPT grow by their parameters: RFC 3461 §5 adds up to 100
+ * octets (RET, ENVID) and 500 (NOTIFY, ORCPT), RFC 4954 §5 an AUTH=,
+ * RFC 1870 a SIZE=, so a DSN RCPT with an ORCPT of a long address is
+ * legitimately longer than 512. */
+#define SMTP_PARAM_LINE_MAX 2048
 #define SMTP_AUTH_LINE_MAX 12288   /* RFC 4954 §4 */
 #define SMTP_ERROR_LIMIT 20
 #define SMTP_HOP_LIMIT 50
+#define CLIENT_NAME_WAIT_MS 1500   /* the longest a banner waits for it */
 
 enum smtp_state {
 	SS_CMD,          /* reading commands */
@@ -43,11 +49,16 @@ struct smtp_txn {
 	int data_started;
 	uint64_t stored_size;          /* with our Received:, for the log */
 	int bdat_failed;               /* a BDAT error: refuse until LAST */
+	/* Waiting in SS_WAIT for a spill write (smtp_receive.c): */
+	enum smtp_state spool_wait;    /* to go on in this state, or SS_CMD */
+	int finish_waiting;            /* to submit the complete content */
+	enum smtp_count finish_which;  /* C_DATA or C_BDAT, for finish_content */
 	const char *bdat_reply;
 };
 
 struct smtp_session {
 	struct smtpd_env *env;
+	struct config *cfg;            /* snapshot at session start (a ref) */
 	struct conn *conn;
 	struct smtp_session *next, **pprev;  /* server's list */
 	enum smtp_listener_kind kind;
@@ -60,7 +71,7 @@ struct smtp_session {
 	int discard_line;              /* dropping an overlong command line */
 	int stop_requested;            /* graceful stop pending */
 	int refs;                      /* conn + timer + pending async work */
-	char client_name[8];           /* reverse DNS is not looked up yet */
+	char client_name[256];         /* forward-confirmed, or "unknown" */
 	char client_addr[46];
 	struct sockaddr_storage peer;
 	char *helo;

@@ -12,6 +12,8 @@
  *    control_socket set, retry_min <= retry_max, TLS files paired);
  *  - round trip: its config_dump, loaded again, loads without errors and
  *    dumps to the same text;
+ *  - the dump never shows the relayhost_auth password (only "********");
+ *  - message_size_limit is at most half of queue_map_size;
  *  - config_free releases everything (ASan's leak checker, which
  *    libFuzzer runs, reports the rest).
  * A violation aborts, which libFuzzer (or t/fuzz/driver.c) reports.
@@ -121,10 +123,30 @@ static void check_coherent(const struct config *cfg)
 	CHECK(cfg->retry_min <= cfg->retry_max);
 	CHECK(!cfg->tls_cert_file == !cfg->tls_key_file);
 	CHECK(cfg->message_size_limit >= 1);
+	CHECK(cfg->message_size_limit <= cfg->queue_map_size / 2);
 	CHECK(cfg->recipient_limit >= 1);
 	CHECK(cfg->delivery_port >= 1 && cfg->delivery_port <= 65535);
 	CHECK(cfg->tls_outbound <= TLS_LEVEL_VERIFY);
 	CHECK(cfg->log_format <= LOG_FORMAT_JSON);
+}
+
+/* The relayhost_auth line of the dump shows the user at most. */
+static void check_masked(const struct config *cfg, const char *text)
+{
+	const char *v = cfg->relayhost_auth, *line, *colon;
+	size_t user;
+
+	line = strstr(text, "\nrelayhost_auth =");
+	CHECK(line != NULL);
+	line += strlen("\nrelayhost_auth =");
+	if (!v) {
+		CHECK(*line == '\n');
+		return;
+	}
+	colon = strchr(v, ':');
+	user = colon ? (size_t)(colon - v) + 1 : 0;
+	CHECK(line[0] == ' ' && !strncmp(line + 1, v, user));
+	CHECK(!strncmp(line + 1 + user, "********\n", 9));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -144,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_coherent(&cfg);
 
 	text = dump(&cfg);
+	check_masked(&cfg, text);
 	rc2 = load(&again, text, strlen(text), &errs2);
 	if (rc2)
 		report_errors("the dump does not load", errs2);

@@ -20,7 +20,10 @@
  *  - smtp_mailbox_valid never accepts control bytes (NUL included), nor
  *    8-bit bytes without utf8, and whatever it accepts without utf8 it
  *    accepts with it;
- *  - smtp_xtext_valid agrees with RFC 3461's grammar written out here.
+ *  - smtp_xtext_valid agrees with RFC 3461's grammar written out here;
+ *  - text_escape (which logs and headers use for the same client text)
+ *    yields well-formed UTF-8 with no C0, DEL, C1 or bidi control, within
+ *    its buffer, and keeps input that has none of them unchanged.
  * A violation aborts, which libFuzzer (or t/fuzz/driver.c) reports.
  */
 #include <stdint.h>
@@ -30,6 +33,7 @@
 #include <strings.h>
 #include "queue.h"
 #include "smtp_parse.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -185,6 +189,38 @@ static void check_mailbox(const uint8_t *data, size_t size)
 		CHECK(ascii(s, size));
 }
 
+/* 1 for a code point text_escape must never let through raw. */
+static int hostile_cp(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x61c ||
+	       cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* 1 when s (n bytes) is well-formed UTF-8 free of hostile code points. */
+static int harmless(const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k = text_utf8_len(s + i, n - i, &cp);
+		if (!k || hostile_cp(cp))
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
+static void check_escape(const uint8_t *data, size_t size)
+{
+	char out[1024];
+	size_t n = text_escape(out, sizeof(out), (const char *)data, size);
+
+	CHECK(n < sizeof(out) && out[n] == '\0' && strlen(out) == n);
+	CHECK(harmless((const uint8_t *)out, n));
+	if (harmless(data, size) && size < sizeof(out))
+		CHECK(n == size && memcmp(out, data, size) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *line = malloc(size + 1);
@@ -199,6 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_mailbox(data, size);
 	CHECK(smtp_xtext_valid((const char *)data, size) ==
 	      xtext_oracle(data, size));
+	check_escape(data, size);
 	free(line);
 	return 0;
 }

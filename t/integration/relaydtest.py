@@ -110,7 +110,8 @@ class Relayd:
     users: {name: password} for auth_users_file.
     """
 
-    def __init__(self, conf="", tls=True, users=None, sender_map=None, hostname="relayd.test"):
+    def __init__(self, conf="", tls=True, users=None, sender_map=None, hostname="relayd.test",
+                 peername_lookup=False):
         self.dir = tempfile.mkdtemp(prefix="relayd-it-")
         os.chmod(self.dir, 0o755)      # the relayd user must reach the queue
         self.port_smtp = free_port()
@@ -120,6 +121,7 @@ class Relayd:
         self.log_path = os.path.join(self.dir, "relayd.log")
         self.conf_path = os.path.join(self.dir, "relayd.conf")
         self.proc = None
+        self.env = None          # the daemon's environment (None: ours)
         lines = [
             "hostname = %s" % hostname,
             "smtp_listen = 127.0.0.1:%d" % self.port_smtp,
@@ -127,6 +129,9 @@ class Relayd:
             "submissions_listen = 127.0.0.1:%d" % self.port_subs,
             "queue_dir = %s" % self.queue_dir,
             "queue_map_size = 256M",
+            # Client names need a DNS server on loopback (dnstest.py);
+            # without one, no lookup may leave the machine.
+            "smtpd_peername_lookup = %s" % ("yes" if peername_lookup else "no"),
         ]
         if tls:
             self.cert, self.key = make_cert(self.dir, hostname)
@@ -169,7 +174,8 @@ class Relayd:
             start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
             self.log_file = open(self.log_path, "ab")
             self.proc = subprocess.Popen([RELAYD, "-F", "-f", self.conf_path],
-                                         stdout=self.log_file, stderr=subprocess.STDOUT)
+                                         stdout=self.log_file, stderr=subprocess.STDOUT,
+                                         env=self.env)
             if not wait_port:
                 return self
             deadline = time.time() + 15
@@ -308,3 +314,27 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+def session(r, port=None, source=None, ehlo="client.example", timeout=10):
+    """A raw Client of relayd r after the greeting (c.greeting) and, unless
+    ehlo is None, an EHLO (c.ehlo)."""
+    c = Client(port or r.port_smtp, source=source, timeout=timeout)
+    c.greeting = c.reply()
+    if ehlo:
+        c.ehlo = c.cmd("EHLO " + ehlo)
+    return c
+
+
+def replies(c, n):
+    """Up to n replies of Client c (fewer at EOF or timeout)."""
+    out = []
+    for _ in range(n):
+        try:
+            rep = c.reply()
+        except OSError:
+            break
+        if not rep:
+            break
+        out.append(rep)
+    return out

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "auth.h"
+#include "auth_throttle.h"
 #include "t/tap.h"
 
 static char dir[] = "/tmp/relayd-test-auth.XXXXXX";
@@ -32,6 +33,113 @@ static char *hash(const char *prefix, const char *pw)
 		return NULL;
 	const char *h = crypt_r(pw, salt, &cd);
 	return h ? strdup(h) : NULL;
+}
+
+static void key_of(unsigned n, unsigned char k[16])
+{
+	memset(k, 0, 16);
+	memcpy(k, &n, sizeof(n));
+	k[15] = 0xee;
+}
+
+/* A full table evicts the oldest counting entries, never a blocked one:
+ * a flood of other addresses must not unblock anybody. */
+static void test_eviction(void)
+{
+	struct auth_throttle_policy p = auth_throttle_addr_policy;
+	p.max_entries = 4;
+	struct auth_throttle *t = auth_throttle_new(&p);
+	unsigned char k1[16], x[16], k[16];
+	key_of(1, k1);
+	key_of(2, x);
+	for (int i = 0; i < AUTH_FAIL_LIMIT; i++)
+		auth_throttle_fail(t, k1, 1000);
+	ok(auth_throttle_blocked(t, k1, 1000), "small table: k1 blocked");
+	int bounded = 1;
+	for (unsigned i = 0; i < 1000; i++) {
+		key_of(100 + i, k);
+		auth_throttle_fail(t, k, 1001 + i / 10);
+		if (auth_throttle_size(t) > 4)
+			bounded = 0;
+	}
+	ok(bounded, "1000 other addresses: the table stays at 4 entries");
+	ok(auth_throttle_blocked(t, k1, 1100),
+	   "k1 is still blocked after a flood of other addresses");
+	ok(auth_throttle_known(t, k1, 1100), "k1 is still known");
+
+	/* An address that keeps failing is tracked among the flood. */
+	long r = 0;
+	int n = 0;
+	for (unsigned i = 0; i < 2 * AUTH_FAIL_LIMIT && r >= 0; i++) {
+		r = auth_throttle_fail(t, x, 1200);
+		n++;
+		key_of(5000 + 2 * i, k);
+		auth_throttle_fail(t, k, 1200);
+		key_of(5001 + 2 * i, k);
+		auth_throttle_fail(t, k, 1200);
+	}
+	is_int(n, AUTH_FAIL_LIMIT, "an address failing among others is blocked at its 10th failure");
+
+	/* Fill every slot with blocked addresses: a new one cannot be
+	 * tracked and is refused rather than let through. */
+	for (unsigned j = 0; j < 2; j++) {
+		key_of(9000 + j, k);
+		for (int i = 0; i < AUTH_FAIL_LIMIT; i++)
+			auth_throttle_fail(t, k, 1300);
+	}
+	key_of(9002, k);
+	ok(auth_throttle_blocked(t, k1, 1300) && auth_throttle_blocked(t, x, 1300),
+	   "four blocked entries fill the table");
+	is_int(auth_throttle_fail(t, k, 1300), -1,
+	       "table full of blocked entries: a new failure is refused, not let through");
+	is_int(auth_throttle_size(t), 4, "... and nothing blocked was evicted for it");
+	ok(!auth_throttle_blocked(t, k1, 1000 + AUTH_BLOCK_TIME),
+	   "k1's block ends on time");
+	is_int(auth_throttle_fail(t, k, 1000 + AUTH_BLOCK_TIME + 1), 100,
+	       "once a block has ended its slot is reused");
+	auth_throttle_free(t);
+}
+
+/* Per user name, across addresses; blocked at most block_time per
+ * block_spacing, so an attacker cannot lock a user out for good. */
+static void test_user_throttle(void)
+{
+	struct auth_throttle *t = auth_throttle_new(&auth_throttle_user_policy);
+	unsigned char alice[16], bob[16], alice2[16];
+	auth_throttle_user_key("alice", alice);
+	auth_throttle_user_key("bob", bob);
+	auth_throttle_user_key("alice", alice2);
+	ok(memcmp(alice, alice2, 16) == 0 && memcmp(alice, bob, 16) != 0,
+	   "user keys: one per name");
+	long r = 0;
+	int n = 0;
+	while (r >= 0 && n < 100) {
+		r = auth_throttle_fail(t, alice, 10000);
+		n++;
+	}
+	is_int(n, AUTH_USER_FAIL_LIMIT, "user name refused after AUTH_USER_FAIL_LIMIT failures");
+	ok(auth_throttle_blocked(t, alice, 10000 + AUTH_USER_BLOCK_TIME - 1), "... for a while");
+	ok(!auth_throttle_blocked(t, bob, 10000), "other user names unaffected");
+	time_t t2 = 10000 + AUTH_USER_BLOCK_TIME;
+	ok(!auth_throttle_blocked(t, alice, t2), "the block ends after AUTH_USER_BLOCK_TIME");
+	int refused = 0;
+	for (int i = 0; i < 3 * AUTH_USER_FAIL_LIMIT; i++)
+		if (auth_throttle_fail(t, alice, t2 + 1) < 0)
+			refused++;
+	is_int(refused, 0, "cap: no new block before AUTH_USER_BLOCK_SPACING");
+	is_int(auth_throttle_fail(t, alice, t2 + 2), auth_throttle_user_policy.max_ms,
+	       "cap: failures are still delayed the most");
+	ok(!auth_throttle_blocked(t, alice, t2 + 2), "cap: the user can still log in");
+	time_t t3 = 10000 + AUTH_USER_BLOCK_SPACING;
+	r = 0;
+	n = 0;
+	while (r >= 0 && n < 100) {
+		r = auth_throttle_fail(t, alice, t3 + n / 10);
+		n++;
+	}
+	ok(r < 0 && n <= AUTH_USER_FAIL_LIMIT,
+	   "after the spacing a new block may start (%d failures)", n);
+	auth_throttle_free(t);
 }
 
 int main(void)
@@ -87,7 +195,7 @@ int main(void)
 	const char *badmap = write_file("badmap", "alice alice@example.org\n");
 	is_int(auth_db_load(&db, uf, badmap, err, sizeof(err)), -1, "map line without colon");
 
-	struct auth_throttle *t = auth_throttle_new();
+	struct auth_throttle *t = auth_throttle_new(&auth_throttle_addr_policy);
 	unsigned char k1[16] = { 1 }, k2[16] = { 2 };
 	long last = 0;
 	int grows = 1;
@@ -108,6 +216,8 @@ int main(void)
 	is_int(auth_throttle_fail(t, k2, 5000 + AUTH_FAIL_WINDOW + 1), 100,
 	       "failures expire after the window");
 	auth_throttle_free(t);
+	test_eviction();
+	test_user_throttle();
 	free(y);
 	free(s512);
 	char cmd[128];

@@ -135,6 +135,7 @@ static void test_defaults(void)
 	is_int(c.recipient_limit, 1000, "recipient_limit");
 	is_int(c.smtpd_timeout, 300, "smtpd_timeout 300s");
 	is_int(c.client_connection_limit, 50, "client_connection_limit");
+	is_int(c.smtpd_session_limit, 10000, "smtpd_session_limit");
 	is_int(c.dns_servers.n, 0, "dns_servers empty");
 	is_int(c.delivery_port, 25, "delivery_port");
 	ok(c.relayhost.host == NULL, "relayhost empty");
@@ -219,6 +220,37 @@ static void test_sizes(void)
 	is_int(load_errors("queue_map_size = 512K\n"), 1, "map size below 1M refused");
 	is_int(load_errors("message_size_limit = 0\n"), 1, "message_size_limit 0 refused");
 	is_int(load_errors("message_size_limit = 10M\n"), 0, "message_size_limit 10M");
+	/* The limit is bounded by what the queue can hold: half the map. */
+	is_int(load_errors("message_size_limit = 4G\n"), 0, "message_size_limit 4G with the 8G map");
+	is_int(load_errors("message_size_limit = 4097M\n"), 1, "message_size_limit over half the map");
+	is_int(load_errors("message_size_limit = 18446744073709551615\n"), 1,
+	       "message_size_limit of 2^64-1 refused");
+	is_int(load_errors("message_size_limit = 17179869183G\n"), 1,
+	       "message_size_limit just below 2^64 in G refused");
+	is_int(load_errors("queue_map_size = 64M\nmessage_size_limit = 32M\n"), 0,
+	       "32M limit in a 64M map");
+	is_int(load_errors("queue_map_size = 64M\nmessage_size_limit = 33M\n"), 1,
+	       "33M limit in a 64M map refused");
+	is_int(load_errors("queue_map_size = 64M\n"), 1,
+	       "a 64M map refuses the default 35M limit");
+	is_int(load_errors("queue_map_size = 18446744073709551615\n"
+			   "message_size_limit = 9223372036854775807\n"), 0,
+	       "the largest limit the largest map allows: 2^63-1");
+	{
+		struct config c;
+		char *errs;
+		load(&c, "queue_map_size = 64M\nhostname = h\nmessage_size_limit = 40M\n", &errs);
+		ok(strstr(errs, ":3: message_size_limit (41943040) exceeds what the queue can hold: "
+			  "at most half of queue_map_size (67108864)") != NULL,
+		   "the error names the later line and both values (%s)", errs);
+		config_free(&c);
+		free(errs);
+		load(&c, "message_size_limit = 40M\nhostname = h\nqueue_map_size = 64M\n", &errs);
+		ok(strstr(errs, ":3: message_size_limit") != NULL,
+		   "... whichever of the two keys comes later (%s)", errs);
+		config_free(&c);
+		free(errs);
+	}
 	is_int(load_errors("recipient_limit = 0\n"), 1, "recipient_limit 0 refused");
 	is_int(load_errors("recipient_limit = 1\n"), 0, "recipient_limit 1");
 	is_int(load_errors("recipient_limit = 5K\n"), 1, "counts take no suffix");
@@ -697,7 +729,7 @@ static void test_dump(void)
 	ok(strstr(d, "\nsubmissions_listen =\n") != NULL, "dump: empty value");
 	snprintf(line, sizeof(line), "hostname = %s\n", c.hostname);
 	ok(strncmp(d, line, strlen(line)) == 0, "dump starts with the effective hostname");
-	is_int(count_lines(d), 47, "dump: 47 keys");
+	is_int(count_lines(d), 51, "dump: 51 keys");
 	n = load(&c2, d, &errs2);
 	is_int(n, 0, "the dump loads back");
 	d2 = dump(&c2);
@@ -719,6 +751,46 @@ static void test_dump(void)
 	free(d);
 	config_free(&c);
 	free(errs);
+}
+
+/* relayd -n never prints the relayhost password, and its output loads. */
+static void test_dump_secret(void)
+{
+	struct config c, c2;
+	char *errs, *errs2, *d, *d2;
+
+	load(&c, "relayhost_auth = bob:s3cr:et\n", &errs);
+	is_str(c.relayhost_auth, "bob:s3cr:et", "relayhost_auth loaded whole");
+	d = dump(&c);
+	ok(strstr(d, "\nrelayhost_auth = bob:********\n") != NULL, "dump: the user, the password masked");
+	ok(!strstr(d, "s3cr") && !strstr(d, ":et"), "dump: no part of the password");
+	is_int(load(&c2, d, &errs2), 0, "the masked dump loads without errors");
+	ok(strstr(errs2, "relayhost_auth: the password is the mask relayd -n prints") != NULL,
+	   "... and warns that the password is the mask (%s)", errs2);
+	d2 = dump(&c2);
+	is_str(d2, d, "... and dumps the same");
+	free(d2);
+	free(d);
+	free(errs2);
+	free(errs);
+	config_free(&c2);
+	config_free(&c);
+
+	load(&c, "relayhost_auth = tokenonly\n", &errs);
+	d = dump(&c);
+	ok(strstr(d, "\nrelayhost_auth = ********\n") && !strstr(d, "tokenonly"),
+	   "dump: a value without ':' is all password");
+	ok(!strstr(errs, "the mask"), "a real password does not warn");
+	free(d);
+	free(errs);
+	config_free(&c);
+
+	load(&c, "", &errs);
+	d = dump(&c);
+	ok(strstr(d, "\nrelayhost_auth =\n") != NULL, "dump: empty relayhost_auth stays empty");
+	free(d);
+	free(errs);
+	config_free(&c);
 }
 
 static char *read_all(const char *path, size_t *len)
@@ -935,6 +1007,7 @@ int main(void)
 	test_warnings();
 	test_paths();
 	test_dump();
+	test_dump_secret();
 	test_sample();
 	test_load_file();
 	test_robustness();

@@ -87,6 +87,30 @@ int main(void)
 	expect("relayd/smtpd[PID]: disconnect from h[127.0.0.1] ehlo=1 mail=1 rcpt=1/3 data=1 quit=1 commands=5/7",
 	       "disconnect with failed commands");
 
+	/* Hostile text in the arguments: every record and every diagnostic
+	 * comes out escaped, UTF-8 that means something stays readable. */
+	d.rcpt = "j\xc3\xb6rg\xe2\x80\xae" "fdp.exe@x.example";
+	d.reason = "550 no\r\nrelayd/smtp[1]: forged\x1b]0;title\x07 \xc2\x9b" "2J";
+	maillog_delivery(&d);
+	expect("relayd/smtp[PID]: 0ABC123DEF45: to=<j\xc3\xb6rg\\u202Efdp.exe@x.example>, relay=none, "
+	       "delay=3600, delays=0.01/0/0.25/1, dsn=4.4.3, status=deferred "
+	       "(550 no\\x0D\\x0Arelayd/smtp[1]: forged\\x1B]0;title\\x07 \\u009B2J)",
+	       "delivery: bidi in the address, CR LF, OSC and C1 in the reason escaped");
+	maillog_queued("0ABC123DEF45", "\xe2\x81\xa6" "evil\xe2\x81\xa9@x.example", 1, 1);
+	expect("relayd/qmgr[PID]: 0ABC123DEF45: from=<\\u2066evil\\u2069@x.example>, size=1, nrcpt=1 "
+	       "(queue active)", "queued: isolates in the sender escaped");
+	maillog_client("0ABC123DEF45", "unknown", "127.0.0.1", "PLAIN", "r\xc3\xa9mi\x1b[2J\xff");
+	expect("relayd/smtpd[PID]: 0ABC123DEF45: client=unknown[127.0.0.1], sasl_method=PLAIN, "
+	       "sasl_username=r\xc3\xa9mi\\x1B[2J\\xFF", "client=: the user name escaped");
+	log_info(LOG_SVC_SMTPD, "helo=<%s>", "a\x1b[8mb\x00hidden");
+	expect("relayd/smtpd[PID]: helo=<a\\x1B[8mb>", "diagnostics escaped too (a NUL ends the C string)");
+	char many[1500];
+	memset(many, 0x1b, sizeof(many) - 1);
+	many[sizeof(many) - 1] = 0;
+	log_info(LOG_SVC_SMTPD, "x=%s", many);
+	ok(strlen(last) < 2400 && !strchr(last, 0x1b) && strstr(last, "x=\\x1B\\x1B"),
+	   "1499 ESC bytes: escaped, the line cut, bounded");
+
 	log_warn(LOG_SVC_MASTER, "disk %s", "full");
 	expect("relayd/master[PID]: warning: disk full", "warning prefix");
 	log_open("mta", LOG_FLAG_NOSYSLOG);
@@ -96,8 +120,10 @@ int main(void)
 	log_info(LOG_SVC_QMGR, "a \"quoted\"\nline");
 	ok(strstr(last, "\"service\": \"relayd/qmgr\"") || strstr(last, "\"service\":\"relayd/qmgr\""),
 	   "json: service field");
-	ok(strstr(last, "\"message\":\"a \\\"quoted\\\"\\nline\"") != NULL,
-	   "json: message escaped by jansson (%s)", last);
+	/* The newline is escaped before JSON sees it, like in every format;
+	 * jansson escapes the quotes and that backslash. */
+	ok(strstr(last, "\"message\":\"a \\\"quoted\\\"\\\\x0Aline\"") != NULL,
+	   "json: message escaped by relayd, then by jansson (%s)", last);
 	char big[5000];
 	memset(big, 'A', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;

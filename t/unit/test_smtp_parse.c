@@ -77,7 +77,17 @@ int main(void)
 	MAIL_CODE("FROM:<a\x01@b.example>", "501 5.1.7", "control character");
 	MAIL_CODE("FROM:<a@b.example>x", "501 5.5.4", "junk after bracket");
 	MAIL_CODE("FROM:<a@b.example> SIZE=abc", "501 5.5.4", "SIZE not a number");
-	MAIL_CODE("FROM:<a@b.example> SIZE=99999999999999999999999", "501 5.5.4", "SIZE overflow");
+	MAIL_CODE("FROM:<a@b.example> SIZE=99999999999999999999999", "501 5.5.4",
+		  "SIZE of 23 digits: not RFC 1870's 1*20DIGIT");
+	MAIL_CODE("FROM:<a@b.example> SIZE=000000000000000000001", "501 5.5.4", "SIZE of 21 digits");
+	MAIL_OK("FROM:<a@b.example> SIZE=18446744073709551615", "SIZE=2^64-1");
+	ok(m.size == UINT64_MAX, "... is UINT64_MAX");
+	MAIL_OK("FROM:<a@b.example> SIZE=18446744073709551616", "SIZE=2^64 is well-formed");
+	ok(m.size == UINT64_MAX, "... and saturates to UINT64_MAX (over any limit), not 0");
+	MAIL_OK("FROM:<a@b.example> SIZE=99999999999999999999", "SIZE of 20 nines");
+	ok(m.size == UINT64_MAX, "... saturates too");
+	MAIL_OK("FROM:<a@b.example> SIZE=00000000000000000012", "SIZE of 20 digits with leading zeros");
+	is_int(m.size, 12, "... is 12");
 	MAIL_CODE("FROM:<a@b.example> BODY=BINARYMIME", "555 5.5.4", "BINARYMIME unsupported");
 	MAIL_CODE("FROM:<a@b.example> RET=ALL", "501 5.5.4", "bad RET");
 	MAIL_CODE("FROM:<a@b.example> ENVID=a=b", "501 5.5.4", "ENVID not xtext");
@@ -89,7 +99,19 @@ int main(void)
 	memset(longaddr, 'a', sizeof(longaddr));
 	memcpy(longaddr, "FROM:<", 6);
 	memcpy(longaddr + 380, "@b.example>", 12);
-	MAIL_CODE(longaddr, "501", "path over 256 octets");
+	MAIL_CODE(longaddr, "501 5.1.7", "path over 256 octets: a bad address");
+	memcpy(longaddr, "  TO:<", 6);
+	RCPT_CODE(longaddr, 0, "501 5.1.3", "recipient path over 256 octets: a bad address");
+	RCPT_CODE(longaddr + 2, 0, "501 5.1.3", "... without leading blanks");
+	/* 256 octets is the most RFC 5321 §4.5.3.1.3 allows, and allowed. */
+	char addr256[300] = "TO:<";
+	memset(addr256 + 4, 'l', 64);
+	addr256[68] = '@';
+	for (int i = 69; i < 4 + 256; i++)
+		addr256[i] = (i - 69) % 60 == 59 ? '.' : 'd';
+	strcpy(addr256 + 4 + 256, "> NOTIFY=NEVER");
+	RCPT_OK(addr256, 0, "recipient path of exactly 256 octets");
+	is_int(strlen(r.addr), 256, "... kept whole");
 	char longlabel[120] = "FROM:<a@";
 	memset(longlabel + 8, 'b', 70);
 	strcpy(longlabel + 78, ".example>");

@@ -1,0 +1,90 @@
+/*
+ * relayctl.c - relayd's admin tool: "relayctl [-f FILE] VERB ARGS...".
+ * Verbs are dispatched through one table (name, arguments, handler, the
+ * line of usage); a verb that is added is one row and one handler.
+ * Exit codes: 0 ok, 1 failure (message on stderr), 2 usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "relayctl.h"
+
+#define DEFAULT_CONFIG "/etc/relayd/relayd.conf"
+
+struct verb {
+	const char *name;
+	int min_args, max_args;
+	relayctl_fn *run;
+	const char *usage;      /* arguments, for the usage message */
+	const char *help;
+};
+
+static const struct verb verbs[] = {
+	{ "route", 1, 1, relayctl_route, "ADDRESS|DOMAIN",
+	  "the next hops delivery would try, in order (works without the daemon)" },
+};
+
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: relayctl [-f FILE] VERB [ARGS]\n");
+	for (size_t i = 0; i < NVERBS; i++)
+		fprintf(stderr, "  relayctl %s %s\n      %s\n", verbs[i].name,
+			verbs[i].usage, verbs[i].help);
+	exit(2);
+}
+
+/* Load the configuration; its warnings are shown only with its errors,
+ * so that a verb's output is not drowned in "not implemented yet". */
+static int load_config(struct relayctl *ctl)
+{
+	char *msg = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&msg, &len);
+	int rc = config_load(&ctl->cfg, ctl->config_path, errs ? errs : stderr);
+	if (errs)
+		fclose(errs);
+	if (rc != 0 && msg)
+		fputs(msg, stderr);
+	free(msg);
+	if (rc != 0) {
+		fprintf(stderr, "relayctl: %s: configuration errors\n",
+			ctl->config_path);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct relayctl ctl = { .config_path = DEFAULT_CONFIG };
+	int c;
+	while ((c = getopt(argc, argv, "+f:h")) != -1) {
+		switch (c) {
+		case 'f': ctl.config_path = optarg; break;
+		default: usage();
+		}
+	}
+	if (optind >= argc)
+		usage();
+	const struct verb *v = NULL;
+	for (size_t i = 0; i < NVERBS; i++)
+		if (!strcmp(argv[optind], verbs[i].name))
+			v = &verbs[i];
+	int nargs = argc - optind - 1;
+	if (!v) {
+		fprintf(stderr, "relayctl: unknown verb '%s'\n", argv[optind]);
+		usage();
+	}
+	if (nargs < v->min_args || nargs > v->max_args)
+		usage();
+	if (load_config(&ctl)) {
+		config_free(&ctl.cfg);
+		return 1;
+	}
+	int rc = v->run(&ctl, nargs, argv + optind + 1);
+	config_free(&ctl.cfg);
+	return rc ? 1 : 0;
+}

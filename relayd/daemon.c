@@ -21,6 +21,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -314,6 +316,19 @@ static void on_hup(uv_signal_t *h, int signum)
 	reload(d);
 }
 
+/* Can the daemon's user use queue_dir, or, when it does not exist yet,
+ * make it (queue_open does, unprivileged too)?  0, or -1 with err naming
+ * the path, the user and the permission to give. */
+static int queue_dir_usable(const struct daemon *d, char *err, size_t errlen)
+{
+	const char *dir = d->cfg->queue_dir;
+	char parent[PATH_MAX];
+	if (access(dir, F_OK) == 0 || errno != ENOENT)
+		return privs_check_access(dir, R_OK | W_OK | X_OK, d->user, err, errlen);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	return privs_check_access(dirname(parent), W_OK | X_OK, d->user, err, errlen);
+}
+
 /* Bind, read secrets, drop root, open the queue. */
 static int start_privileged(struct daemon *d)
 {
@@ -348,8 +363,7 @@ static int start_privileged(struct daemon *d)
 	}
 	if (root)
 		log_info(LOG_SVC_MASTER, "running as user %s", d->cfg->user);
-	if (privs_check_access(d->cfg->queue_dir, R_OK | W_OK | X_OK, d->user, err,
-			       sizeof(err))) {
+	if (queue_dir_usable(d, err, sizeof(err))) {
 		log_err(LOG_SVC_MASTER, "cannot open queue %s: %s", d->cfg->queue_dir, err);
 		return -1;
 	}

@@ -174,7 +174,8 @@ static int load_auth(const struct daemon *d, const struct config *cfg,
 	struct stat st;
 	const char *path = cfg->auth_users_file;
 	*auth = NULL;
-	if (access(path, F_OK) != 0 && errno == ENOENT && !(reload && d->auth_on)) {
+	int auth_on = reload && smtp_server_has_auth(d->smtpd);
+	if (access(path, F_OK) != 0 && errno == ENOENT && !auth_on) {
 		log_warn(LOG_SVC_MASTER, "%s does not exist: AUTH is not offered", path);
 		return 0;
 	}
@@ -217,7 +218,7 @@ static int load_credentials(const struct daemon *d, const struct config *cfg,
 	*auth = NULL;
 	*settle = 0;
 	if (!cfg->tls_cert_file) {
-		if (reload && d->tls_on)
+		if (reload && smtp_server_has_tls(d->smtpd))
 			log_warn(LOG_SVC_MASTER, "reload: tls_cert_file is not set: STARTTLS and AUTH are now off");
 		return 0;
 	}
@@ -244,7 +245,7 @@ static void warn_unreloadable(const struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
 	const char *files[] = { cfg->path, cfg->tls_cert_file, cfg->tls_key_file,
-				d->auth_on ? cfg->auth_users_file : NULL,
+				smtp_server_has_auth(d->smtpd) ? cfg->auth_users_file : NULL,
 				cfg->sender_login_map };
 	char err[512];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -302,8 +303,6 @@ static void reload(struct daemon *d)
 	d->cfg = fresh;
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
-	d->auth_on = auth != NULL;
-	d->tls_on = tls != NULL;
 	log_info(LOG_SVC_MASTER, "reload: configuration %s", d->config_path);
 }
 
@@ -354,8 +353,6 @@ static int start_privileged(struct daemon *d)
 		return -1;
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
-	d->auth_on = auth != NULL;
-	d->tls_on = tls != NULL;
 	if (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
 		     privs_drop(d->cfg->user, uid, gid, err, sizeof(err)))) {
 		log_err(LOG_SVC_MASTER, "%s", err);

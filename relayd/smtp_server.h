@@ -41,6 +41,10 @@ void smtp_server_set_config(struct smtp_server *s, struct config *cfg);
  * what they started with. */
 void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx);
 void smtp_server_set_auth(struct smtp_server *s, struct auth_db *db);
+/* 1 while TLS (STARTTLS, port 465) or AUTH is offered: a reload must not
+ * drop either unless the configuration says so. */
+int smtp_server_has_tls(const struct smtp_server *s);
+int smtp_server_has_auth(const struct smtp_server *s);
 /* Graceful stop: close listeners, end idle sessions with 421, let those in
  * DATA finish; done() runs once every session is gone. */
 void smtp_server_stop(struct smtp_server *s, void (*done)(void *), void *arg);

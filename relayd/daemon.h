@@ -16,6 +16,7 @@ struct daemon {
 	uv_loop_t *loop;
 	struct config *cfg;          /* current snapshot (one reference) */
 	struct queue *queue;
+	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
 	uv_signal_t sig_term, sig_int, sig_hup;

@@ -36,7 +36,7 @@ struct sched {
 	struct job *jobs;
 	unsigned njobs;
 	unsigned pending_ops;        /* writer ops not yet called back */
-	int started, stopping;
+	int started, stopping, closing;
 	void (*stop_done)(void *arg);
 	void *stop_arg;
 	struct sched_stats st;

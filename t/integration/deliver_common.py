@@ -79,7 +79,7 @@ class CountingHop:
     """
 
     def __init__(self, addr="127.0.0.2", port=None, dot_delay=0.0, stall=False,
-                 dot_reply="250 2.0.0 Ok"):
+                 dot_reply="250 2.0.0 Ok", stall_data=False):
         self.addr = addr
         self.port = port or free_port(addr)
         self.dot_delay = dot_delay
@@ -87,6 +87,8 @@ class CountingHop:
         self.stall = threading.Event()
         if not stall:
             self.stall.set()
+        self.stall_data = stall_data     # hold the 354 instead of the dot's reply
+        self.datas = 0                   # DATA commands seen
         self.lock = threading.Lock()
         self.conns = 0
         self.active = 0
@@ -143,6 +145,11 @@ class CountingHop:
                     rcpts.append(line.strip()[8:].decode().strip("<>"))
                     c.sendall(b"250 2.1.5 Ok\r\n")
                 elif cmd == b"DATA":
+                    with self.lock:
+                        self.datas += 1
+                    while self.stall_data and not self.stall.wait(0.1):
+                        if self.stopping:
+                            return
                     c.sendall(b"354 go\r\n")
                     data = b""
                     while True:
@@ -156,7 +163,7 @@ class CountingHop:
                         self.dots += 1
                     if self.dot_delay:
                         time.sleep(self.dot_delay)
-                    while not self.stall.wait(0.1):
+                    while not self.stall_data and not self.stall.wait(0.1):
                         if self.stopping:
                             return
                     with self.lock:

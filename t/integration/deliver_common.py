@@ -79,7 +79,7 @@ class CountingHop:
     """
 
     def __init__(self, addr="127.0.0.2", port=None, dot_delay=0.0, stall=False,
-                 dot_reply="250 2.0.0 Ok", stall_data=False):
+                 dot_reply="250 2.0.0 Ok", stall_data=False, close_after_dot=False):
         self.addr = addr
         self.port = port or free_port(addr)
         self.dot_delay = dot_delay
@@ -89,6 +89,7 @@ class CountingHop:
             self.stall.set()
         self.stall_data = stall_data     # hold the 354 instead of the dot's reply
         self.datas = 0                   # DATA commands seen
+        self.close_after_dot = close_after_dot   # drop the connection after each 250
         self.lock = threading.Lock()
         self.conns = 0
         self.active = 0
@@ -169,6 +170,9 @@ class CountingHop:
                     with self.lock:
                         self.messages.append((n, mail, rcpts, data))
                     c.sendall((self.dot_reply + "\r\n").encode())
+                    if self.close_after_dot:
+                        time.sleep(0.2)
+                        break
                 elif cmd == b"RSET":
                     c.sendall(b"250 Ok\r\n")
                 elif cmd == b"QUIT":

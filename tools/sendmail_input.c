@@ -116,6 +116,8 @@ static int room(struct sm_input *in, size_t n)
 
 static int head_put(struct sm_input *in, const char *p, size_t n)
 {
+	if (!n)
+		return 0;
 	if (n > in->head_max - in->head_len)
 		return fail(in, SM_IN_HEAD_TOO_BIG);
 	if (in->head_len + n > in->head_cap) {

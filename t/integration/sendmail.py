@@ -22,6 +22,7 @@ EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER = 0, 64, 65, 67
 EX_TEMPFAIL, EX_CONFIG = 75, 78
 
 t = TAP()
+sanitizer_reports = []
 r = Relayd(conf=NO_DELIVERY + "recipient_limit = 10\n", tls=False)
 
 
@@ -30,7 +31,10 @@ def run(args, data=b"", conf=None, user=None, timeout=30):
     if user:
         cmd = ["setpriv", "--reuid=" + user, "--regid=nogroup", "--clear-groups"] + cmd
     p = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout)
-    return p.returncode, p.stderr.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    if any(m in err for m in ("AddressSanitizer", "runtime error:", "LeakSanitizer")):
+        sanitizer_reports.append(err)
+    return p.returncode, err
 
 
 def new_ids(before):
@@ -294,6 +298,7 @@ try:
     if msgs:
         t.eq(field(msgs[0][0], "sender"), "nobody@relayd.test", "as nobody: sender nobody@hostname")
     t.ok(r.sanitizer_clean(), "relayd log clean")
+    t.ok(not sanitizer_reports, "relay-sendmail: no sanitizer report", "\n".join(sanitizer_reports))
 finally:
     r.cleanup()
 t.done()

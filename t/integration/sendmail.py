@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +36,76 @@ def run(args, data=b"", conf=None, user=None, timeout=30):
     if any(m in err for m in ("AddressSanitizer", "runtime error:", "LeakSanitizer")):
         sanitizer_reports.append(err)
     return p.returncode, err
+
+
+class Fake:
+    """A scripted SMTP server on loopback for the replies relayd never
+    gives: replies maps a verb (GREETING, EHLO, MAIL, RCPT, DATA, END) to
+    the reply text, or None to close the connection there.  lines: what
+    the client sent."""
+    EHLO = "250-fake.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 1000000"
+
+    def __init__(self, **replies):
+        self.replies = dict(GREETING="220 fake.test ESMTP", EHLO=self.EHLO, HELO="250 fake.test",
+                            MAIL="250 2.1.0 Ok",
+                            RCPT="250 2.1.5 Ok", DATA="354 go on",
+                            END="250 2.0.0 Ok: queued as 0123456789AB", QUIT="221 bye")
+        self.replies.update(replies)
+        self.lines = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(20)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def say(self, conn, verb):
+        text = self.replies.get(verb)
+        if text is None:
+            return False
+        conn.sendall(text.encode() + b"\r\n")
+        return True
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        conn.settimeout(20)
+        f = conn.makefile("rb")
+        try:
+            if not self.say(conn, "GREETING"):
+                return
+            in_data = False
+            for line in f:
+                line = line.decode("utf-8", "replace").rstrip("\r\n")
+                if in_data:
+                    if line == ".":
+                        in_data = False
+                        if not self.say(conn, "END"):
+                            return
+                    continue
+                self.lines.append(line)
+                verb = line.split(" ")[0].split(":")[0].upper()
+                if not self.say(conn, verb if verb in self.replies else "QUIT"):
+                    return
+                in_data = verb == "DATA" and self.replies["DATA"].startswith("354")
+                if verb == "QUIT":
+                    return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            self.sock.close()
+
+    def conf(self):
+        path = os.path.join(r.dir, "fake.conf")
+        with open(r.conf_path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(re.sub(r"(?m)^smtp_listen = .*$", "smtp_listen = 127.0.0.1:%d" % self.port, text))
+        return path
 
 
 def new_ids(before):
@@ -288,6 +359,38 @@ try:
     mute.close()
     t.ok(rc == EX_TEMPFAIL and "timed out" in err and took < 10,
          "a silent server: timed out in %.1fs, EX_TEMPFAIL" % took, (rc, err))
+
+    # -- what relayd does not say, from a scripted server --
+    for name, replies, want in (
+            ("421 greeting", dict(GREETING="421 4.3.2 busy"), EX_TEMPFAIL),
+            ("451 to MAIL", dict(MAIL="451 4.3.0 later"), EX_TEMPFAIL),
+            ("553 to MAIL", dict(MAIL="553 5.1.8 bad sender"), EX_DATAERR),
+            ("451 to RCPT", dict(RCPT="451 4.3.0 later"), EX_TEMPFAIL),
+            ("554 to DATA", dict(DATA="554 5.5.1 no"), EX_DATAERR),
+            ("451 to the end of data", dict(END="451 4.3.0 disk"), EX_TEMPFAIL),
+            ("552 to the end of data", dict(END="552 5.3.4 too big"), EX_DATAERR),
+            ("connection closed before the 250", dict(END=None), EX_TEMPFAIL),
+            ("a reply that is no reply", dict(MAIL="hello there"), EX_TEMPFAIL)):
+        fake = Fake(**replies)
+        rc, err = run(["x@example.org"], b"Subject: x\n\nx\n", conf=fake.conf())
+        t.ok(rc == want and err, "%s: exit %d" % (name, want), (rc, err))
+    fake = Fake(EHLO="250-fake.test\r\n250 SIZE 1000")
+    rc, err = run(["j\u00f6rg@example.org"], b"Subject: x\n\n\xc3\xa9\n", conf=fake.conf())
+    fake.thread.join(5)
+    t.ok(rc == EX_DATAERR and "SMTPUTF8" in err and not any(l.startswith("MAIL") for l in fake.lines),
+         "UTF-8 address, no SMTPUTF8 offered: EX_DATAERR, nothing sent", (rc, err, fake.lines))
+    fake = Fake(EHLO="250-fake.test\r\n250 SIZE 1000")
+    rc, err = run(["x@example.org"], b"Subject: x\n\n\xc3\xa9\n", conf=fake.conf())
+    fake.thread.join(5)
+    t.ok(rc == 0 and any(re.match(r"MAIL FROM:<[^>]+> SIZE=\d+$", l) for l in fake.lines) and
+         not any("BODY=" in l for l in fake.lines),
+         "8-bit content, no 8BITMIME offered: sent without BODY=", (rc, err, fake.lines))
+    fake = Fake(EHLO="500 what")
+    rc, err = run(["x@example.org"], b"Subject: x\n\nx\n", conf=fake.conf())
+    fake.thread.join(5)
+    t.ok(rc == 0 and any(l.startswith("HELO ") for l in fake.lines) and
+         not any("SIZE=" in l for l in fake.lines),
+         "EHLO refused: HELO, and no ESMTP parameters", (rc, err, fake.lines))
 
     # -- an unprivileged user, who cannot touch the queue --
     t.ok(subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",

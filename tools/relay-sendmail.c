@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include "config.h"
+#include "text.h"
 #include "sendmail_addr.h"
 #include "sendmail_headers.h"
 #include "sendmail_input.h"
@@ -63,6 +64,13 @@ static void msg(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+}
+
+/* s made safe to print (untrusted: arguments, headers, replies). */
+static const char *esc(char *buf, size_t size, const char *s)
+{
+	text_escape(buf, size, s, strlen(s));
+	return buf;
 }
 
 static int usage(const char *why)
@@ -135,7 +143,9 @@ static int option_b(const char *arg)
 		return 0;
 	if (!strcmp(arg, "i"))
 		return 1;
-	msg("-b%s is not supported (only -bm: read a message and send it)", arg);
+	char e[256];
+	msg("-b%s is not supported (only -bm: read a message and send it)",
+	    esc(e, sizeof(e), arg));
 	return -1;
 }
 
@@ -264,27 +274,7 @@ struct envelope {
 	char fullname[256];
 };
 
-/* Who runs this: user@hostname, and a full name from the password file. */
-static int whoami(struct envelope *env, const struct config *cfg)
-{
-	struct passwd *pw = getpwuid(getuid());
-	if (!pw) {
-		msg("cannot find the invoking user (uid %u) in the password database",
-		    (unsigned)getuid());
-		return EX_NOUSER;
-	}
-	if ((size_t)snprintf(env->user_addr, sizeof(env->user_addr), "%s@%s",
-			     pw->pw_name, cfg->hostname) >= sizeof(env->user_addr)) {
-		msg("user name or hostname too long");
-		return EX_NOUSER;
-	}
-	const char *g = pw->pw_gecos ? pw->pw_gecos : "";
-	snprintf(env->fullname, sizeof(env->fullname), "%.*s",
-		 (int)strcspn(g, ","), g);
-	return EX_OK;
-}
-
-/* One address from the command line (-f): exactly one mailbox. */
+/* One address (-f, a login name): exactly one mailbox. */
 static int one_address(const char *arg, const char *domain, char *out,
 		       size_t size, const char *what)
 {
@@ -295,12 +285,32 @@ static int one_address(const char *arg, const char *domain, char *out,
 		rc = -1;
 		err = "not exactly one address";
 	}
+	char e[512];
 	if (!rc)
 		snprintf(out, size, "%s", l.v[0]);
 	else
-		msg("%s <%s>: %s", what, arg, err);
+		msg("%s <%s>: %s", what, esc(e, sizeof(e), arg), err);
 	sm_addr_free(&l);
 	return rc;
+}
+
+/* Who runs this: user@hostname, and a full name from the password file. */
+static int whoami(struct envelope *env, const struct config *cfg)
+{
+	struct passwd *pw = getpwuid(getuid());
+	if (!pw) {
+		msg("cannot find the invoking user (uid %u) in the password database",
+		    (unsigned)getuid());
+		return EX_NOUSER;
+	}
+	/* Through the parser: a login name that is no dot-atom gets quoted. */
+	if (one_address(pw->pw_name, cfg->hostname, env->user_addr,
+			sizeof(env->user_addr), "login name"))
+		return EX_NOUSER;
+	const char *g = pw->pw_gecos ? pw->pw_gecos : "";
+	snprintf(env->fullname, sizeof(env->fullname), "%.*s",
+		 (int)strcspn(g, ","), g);
+	return EX_OK;
 }
 
 static int build_envelope(struct envelope *env, const struct opts *o,
@@ -317,10 +327,11 @@ static int build_envelope(struct envelope *env, const struct opts *o,
 			     sizeof(env->sender), "sender"))
 		return EX_NOUSER;
 	const char *err = NULL;
+	char e[512];
 	for (int i = 0; i < o->nrcpt; i++) {
 		if (sm_addr_parse_list(o->rcpt[i], strlen(o->rcpt[i]), cfg->hostname,
 				       &env->rcpt, &err)) {
-			msg("recipient <%s>: %s", o->rcpt[i], err);
+			msg("recipient <%s>: %s", esc(e, sizeof(e), o->rcpt[i]), err);
 			return EX_NOUSER;
 		}
 	}
@@ -433,7 +444,8 @@ static int failure(struct sm_smtp *c, int code, const char *step)
 		msg("%s: %s", step, c->err);
 		return EX_TEMPFAIL;
 	}
-	msg("%s: relayd said: %s", step, c->reply);
+	char e[SM_REPLY_MAX * 4];
+	msg("%s: relayd said: %s", step, esc(e, sizeof(e), c->reply));
 	return code >= 500 ? EX_DATAERR : EX_TEMPFAIL;
 }
 
@@ -499,7 +511,9 @@ static int transaction(struct sm_smtp *c, const struct envelope *env,
 		} else if (code == 452 && accepted && !strncmp(c->reply + 4, "4.5.3", 5)) {
 			break;
 		} else if (code >= 500) {
-			msg("<%s>: recipient refused: %s", a, c->reply);
+			char e[SM_REPLY_MAX * 4], ea[SM_ADDR_MAX * 4];
+			msg("<%s>: recipient refused: %s", esc(ea, sizeof(ea), a),
+			    esc(e, sizeof(e), c->reply));
 			(*refused)++;
 		} else {
 			return failure(c, code, "RCPT TO");
@@ -520,8 +534,10 @@ static int transaction(struct sm_smtp *c, const struct envelope *env,
 	sm_smtp_timeout(c, timeout);
 	if (code != 250)
 		return failure(c, code, "end of data");
-	if (o->verbose)
-		msg("%s", c->reply);
+	if (o->verbose) {
+		char e[SM_REPLY_MAX * 4];
+		msg("%s", esc(e, sizeof(e), c->reply));
+	}
 	return EX_OK;
 }
 

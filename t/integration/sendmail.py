@@ -313,6 +313,9 @@ try:
     t.ok(rc == EX_NOUSER and not msgs, "invalid recipient address: EX_NOUSER", (rc, err))
     rc, err, msgs = send(["-f", "a@b@c", "x@example.org"], b"Subject: x\n\nx\n")
     t.ok(rc == EX_NOUSER and not msgs, "invalid -f address: EX_NOUSER", (rc, err))
+    rc, err = run(["-f", "evil\x1b[2J@@", "x@example.org"], b"Subject: x\n\nx\n")
+    t.ok(rc == EX_NOUSER and "\x1b" not in err and "\\x1B[2J" in err,
+         "an address in a message is escaped, no terminal control passes", (rc, err))
     for bad in (["-Z"], ["-bs"], ["-q"], ["-N", "sometimes"], ["-R", "all"], ["-f"]):
         rc, err = run(bad + ["x@example.org"])
         t.ok(rc == EX_USAGE and "usage:" in err, "%s: EX_USAGE" % " ".join(bad), (rc, err))

@@ -10,7 +10,7 @@
 #include "sendmail_input.h"
 
 /* Where the current line of the header section stands. */
-enum { HS_START, HS_NAME, HS_WS, HS_FIELD, HS_NOT };
+enum { HS_START, HS_NAME, HS_WS, HS_FIELD, HS_NOT, HS_SKIP };
 
 void sm_input_init(struct sm_input *in)
 {
@@ -20,7 +20,7 @@ void sm_input_init(struct sm_input *in)
 	in->status = SM_IN_OK;
 	in->head_state = HS_START;
 	in->line_start = 1;
-	in->pending_cr = in->pending_dot = 0;
+	in->pending_cr = in->pending_dot = in->first_done = 0;
 	memset(&in->body, 0, sizeof(in->body));
 	in->body.fd = -1;
 	in->body.tmpdir = in->tmpdir;
@@ -169,9 +169,24 @@ static int head_next_state(int st, unsigned char c, int have_field)
 	}
 }
 
+/* Is the first line, up to p[i], the "From " of an mbox file?  Such a
+ * line is no header field and was never part of the message: sendmail
+ * drops it. */
+static int mbox_from(const struct sm_input *in, const char *p, size_t i)
+{
+	char b[5];
+	if (in->line_off || in->first_done || in->head_len + i != sizeof(b))
+		return 0;
+	memcpy(b, in->head, in->head_len);
+	memcpy(b + in->head_len, p, i);
+	return !memcmp(b, "From ", sizeof(b));
+}
+
 /* n content bytes (no CR or LF) of the current line. */
 static int put_bytes(struct sm_input *in, const char *p, size_t n)
 {
+	if (!in->in_body && in->head_state == HS_SKIP)
+		return 0;
 	if (room(in, n))
 		return -1;
 	for (size_t i = 0; i < n && !in->eightbit; i++)
@@ -184,6 +199,11 @@ static int put_bytes(struct sm_input *in, const char *p, size_t n)
 			in->head_state = head_next_state(in->head_state,
 							 (unsigned char)p[i],
 							 in->line_off > 0);
+			if (in->head_state == HS_NOT && mbox_from(in, p, i)) {
+				in->head_state = HS_SKIP;
+				in->head_len = 0;
+				return 0;
+			}
 			if (in->head_state == HS_NOT) {
 				if (head_put(in, p, i) || to_body(in))
 					return -1;
@@ -206,7 +226,13 @@ static int line_end(struct sm_input *in)
 			return -1;
 	}
 	in->line_start = 1;
+	int first = !in->first_done;
+	in->first_done = 1;
 	if (!in->in_body) {
+		if (in->head_state == HS_SKIP && first) {
+			in->head_state = HS_START;
+			return 0;
+		}
 		if (in->head_state == HS_START) {
 			/* the empty line: not kept, the sender writes it */
 			in->blank = 1;

@@ -10,6 +10,9 @@
  * with -i it is content.  Dot-stuffing is not done here: the content is
  * kept as it will be stored, and stuffed only on the wire.
  *
+ * A first line "From ..." (an mbox separator) is dropped, as sendmail
+ * does.
+ *
  * The header section (up to its empty line, or to the first line that is
  * neither a field nor a continuation) is kept in memory, bounded by
  * head_max, because -t and the missing-header checks need it whole.  The
@@ -65,6 +68,7 @@ struct sm_input {
 	/* internal */
 	size_t head_cap, line_off;
 	int in_body, head_state, line_start, pending_cr, pending_dot;
+	int first_done;          /* the first line has ended */
 };
 
 /* Prepare in (its caller-set fields kept). */

@@ -255,6 +255,10 @@ static void normalise(void)
 	IN("To: a\n folded\nnot a field\n", 0, "To: a\r\n folded\r\n|not a field\r\n",
 	   "continuation kept, a non-field line ends the header section");
 	IN(" indented\n", 0, "| indented\r\n", "a continuation with nothing before is body");
+	IN("From alice@example.org Mon Jan  1 00:00:00 2024\nTo: a\n\nFrom me\n", 0,
+	   "To: a\r\n(blank)|From me\r\n", "a first mbox From_ line dropped, a later one kept");
+	IN("From: a@x\nTo: b\n\n", 0, "From: a@x\r\nTo: b\r\n(blank)|", "From: is a field");
+	IN("Fromage\n\n", 0, "|Fromage\r\n\r\n", "not From_ either");
 	IN("To: a\n\n", 0, "To: a\r\n(blank)|", "empty body");
 	IN("Name: a\0b\n\nb\0dy\n", 0, "Name: a\\0b\r\n(blank)|b\\0dy\r\n",
 	   "NUL passes through, in a header and in the body");

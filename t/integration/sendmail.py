@@ -413,6 +413,13 @@ try:
         if msgs:
             t.eq(field(msgs[0][0], "sender"), "nobody@relayd.test",
                  "as nobody: sender nobody@hostname")
+        secret = os.path.join(r.dir, "secret.conf")
+        shutil.copy(r.conf_path, secret)
+        os.chmod(secret, 0o600)
+        rc, err = run(["x@example.org"], b"Subject: x\n\nx\n", conf=secret, user="nobody",
+                      binary=copy)
+        t.ok(rc == EX_CONFIG and "secret.conf" in err,
+             "as nobody, an unreadable configuration: EX_CONFIG naming it", (rc, err))
     t.ok(r.sanitizer_clean(), "relayd log clean")
     t.ok(not sanitizer_reports, "relay-sendmail: no sanitizer report", "\n".join(sanitizer_reports))
 finally:

@@ -150,7 +150,7 @@ static int to_body(struct sm_input *in)
 	in->in_body = 1;
 	size_t n = in->head_len - in->line_off;
 	in->head_len = in->line_off;
-	return body_put(in, in->head + in->line_off, n);
+	return n ? body_put(in, in->head + in->line_off, n) : 0;
 }
 
 static int head_next_state(int st, unsigned char c, int have_field)
@@ -177,7 +177,8 @@ static int mbox_from(const struct sm_input *in, const char *p, size_t i)
 	char b[5];
 	if (in->line_off || in->first_done || in->head_len + i != sizeof(b))
 		return 0;
-	memcpy(b, in->head, in->head_len);
+	if (in->head_len)
+		memcpy(b, in->head, in->head_len);
 	memcpy(b + in->head_len, p, i);
 	return !memcmp(b, "From ", sizeof(b));
 }

@@ -498,7 +498,7 @@ static int transaction(struct sm_smtp *c, const struct envelope *env,
 		       size_t *next, size_t *refused, unsigned timeout)
 {
 	int code = mail_from(c, env, o, m);
-	if (code != 250)
+	if (code < 200 || code > 299)
 		return failure(c, code, "MAIL FROM");
 	size_t accepted = 0, i;
 	for (i = *next; i < env->rcpt.n; i++) {
@@ -532,7 +532,7 @@ static int transaction(struct sm_smtp *c, const struct envelope *env,
 	sm_smtp_timeout(c, DATA_DONE_TIMEOUT);
 	code = sm_smtp_reply(c);
 	sm_smtp_timeout(c, timeout);
-	if (code != 250)
+	if (code < 200 || code > 299)
 		return failure(c, code, "end of data");
 	if (o->verbose) {
 		char e[SM_REPLY_MAX * 4];
@@ -585,7 +585,8 @@ static int submit(const struct config *cfg, const struct envelope *env,
 	if (code != 220) {
 		rc = failure(c, code < 0 ? -1 : 400, "greeting");
 	} else if ((code = sm_smtp_hello(c, cfg->hostname)) != 250) {
-		rc = failure(c, code, "EHLO");
+		/* nothing wrong with the message: relayd is not ready for it */
+		rc = failure(c, code < 0 ? -1 : 400, "EHLO");
 	} else if (env->utf8 && !c->ext_smtputf8) {
 		msg("non-ASCII address, and relayd does not offer SMTPUTF8");
 		rc = EX_DATAERR;

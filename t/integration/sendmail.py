@@ -367,6 +367,8 @@ try:
     # -- what relayd does not say, from a scripted server --
     for name, replies, want in (
             ("421 greeting", dict(GREETING="421 4.3.2 busy"), EX_TEMPFAIL),
+            ("554 greeting", dict(GREETING="554 5.3.2 not now"), EX_TEMPFAIL),
+            ("EHLO and HELO refused", dict(EHLO="550 no", HELO="550 no"), EX_TEMPFAIL),
             ("451 to MAIL", dict(MAIL="451 4.3.0 later"), EX_TEMPFAIL),
             ("553 to MAIL", dict(MAIL="553 5.1.8 bad sender"), EX_DATAERR),
             ("451 to RCPT", dict(RCPT="451 4.3.0 later"), EX_TEMPFAIL),

@@ -178,7 +178,8 @@ static int put_qstr(struct lex *x, struct abuf *a, struct token t)
 			c = (unsigned char)x->s[++i];
 		else if (c == '\r' || c == '\n')
 			continue;              /* folding */
-		if ((c < 32 && c != '\t') || c == 127)
+		/* RFC 5321 qtextSMTP: no TAB either, unlike RFC 5322 */
+		if (c < 32 || c == 127)
 			return lex_fail(x, "control character in address");
 		put(a, (const char *)&c, 1);
 	}
@@ -231,7 +232,7 @@ static int parse_local(struct lex *x, struct abuf *out)
 	return 0;
 }
 
-/* domain: dot-atom or domain literal (its white space dropped). */
+/* domain: dot-atom or domain literal (its folding white space dropped). */
 static int parse_domain(struct lex *x, struct abuf *out)
 {
 	struct token t = lex_next(x);
@@ -242,6 +243,9 @@ static int parse_domain(struct lex *x, struct abuf *out)
 				continue;
 			if (c < 32 || c == 127)
 				return lex_fail(x, "control character in address");
+			/* RFC 5321 dcontent: no quoted pairs in an address literal */
+			if (c == '\\')
+				return lex_fail(x, "backslash in a domain literal");
 			put(out, (const char *)&c, 1);
 		}
 		return 0;

@@ -93,10 +93,12 @@ static void addresses(void)
 	ok(is_err(parse("G: a@x.example")), "unterminated group refused");
 	ok(is_err(parse("a@x.example b@y.example")), "missing comma refused");
 	ok(is_err(parse("a@[1.2.3.4")), "unterminated domain literal refused");
+	ok(is_err(parse("a@[\\ 1.2.3.4]")), "quoted pair in a domain literal refused");
 	ok(is_err(parse("a@x;")), "';' outside a group refused");
 	ok(is_err(parse_n("a\0b@x.example", 13)), "NUL in an atom refused");
 	ok(is_err(parse_n("\"a\0b\"@x.example", 15)), "NUL in a quoted string refused");
 	ok(is_err(parse("\"a\x01" "b\"@x.example")), "control character refused");
+	ok(is_err(parse("\"a\tb\"@x.example")), "TAB in a quoted local part refused (RFC 5321)");
 	ok(is_err(parse("\"a\r\nRCPT TO:<evil@x>\"@x.example")) ||
 	   !strchr(parse("\"a\r\nRCPT TO:<evil@x>\"@x.example"), '\n'),
 	   "no CR/LF can reach an SMTP command");

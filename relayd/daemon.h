@@ -16,14 +16,13 @@ struct daemon {
 	uv_loop_t *loop;
 	struct config *cfg;          /* current snapshot (one reference) */
 	struct queue *queue;
+	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reader_timer;     /* clears dead readers' slots */
 	uv_timer_t settle_timer;     /* a reload's one retry (passwd mid-rewrite) */
 	int settle_tried;
-	int tls_on, auth_on;         /* offered: a reload must not drop them
-				      * unless the configuration says so */
 	int stopping;
 	int exit_code;               /* daemon_run's result */
 	const char *config_path;

@@ -36,11 +36,12 @@ int privs_own_dir(const char *dir, unsigned uid, unsigned gid, char *err,
 {
 	if (geteuid() != 0)
 		return 0;
-	if (mkdir(dir, 0700) && errno != EEXIST) {
+	/* 0750: members of the daemon's group read the queue (relayq). */
+	if (mkdir(dir, 0750) && errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (chown(dir, uid, gid) || chmod(dir, 0700)) {
+	if (chown(dir, uid, gid) || chmod(dir, 0750)) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}

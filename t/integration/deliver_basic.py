@@ -6,6 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from relaydtest import TAP, Relayd, QUEUE_DUMP  # noqa: E402
@@ -49,6 +50,18 @@ try:
     t.eq([x[4] for x in st], ["deferred", "sent"], "deferred then sent")
     t.ok(not [x for x in records(r, qid2) if x[1] != "soft@dest.test" and
               records(r, qid2).count(x) > 1], "the others are not attempted again")
+    # a throttling reply slows the destination down, logged
+    sink.replies["MAIL"] = "421 4.7.0 Too many messages, slow down"
+    q3 = submit(r, ["slow@dest.test"])
+    t.ok(wait_for(lambda: records(r, q3)), "throttled attempt recorded")
+    t.eq([x[4] for x in records(r, q3)][:1], ["deferred"], "421 -> deferred")
+    pace = re.findall(r"relayd/qmgr\[\d+\]: (\S+): pace changed: concurrency (\d+) -> (\d+), "
+                      r"gap ([0-9.]+)s -> ([0-9.]+)s \((.*)\)$", r.log(), re.M)
+    t.ok(pace and pace[0][0] == "127.0.0.2" and int(pace[0][2]) < int(pace[0][1]) and
+         float(pace[0][4]) > float(pace[0][3]), "pace change logged: fewer connections, "
+         "longer gap", pace)
+    sink.replies.pop("MAIL")
+    t.ok(wait_for(lambda: removed(r, q3), timeout=20), "throttled message sent later")
     t.ok(r.sanitizer_clean(), "no sanitizer report")
 finally:
     rc = r.stop()

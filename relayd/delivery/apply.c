@@ -166,7 +166,9 @@ static void log_rcpt(const struct apply *a, const struct drcpt *r,
 			  u->state == QUEUE_RCPT_DEFERRED ? "deferred" : "bounced",
 		.reason = u->reason,
 	};
-	d.delay = (double)a->now - arrival;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d.delay = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - arrival;
 	if (d.delay < 0)
 		d.delay = 0;
 	d.delays[0] = 0;

@@ -125,6 +125,7 @@ static void test_pace(void)
 	is_int(dest_room(d, &c, 0, 100, &pu), 0, "blocked: no room");
 	dest_conn_ok(d);
 	is_int(dest_room(d, &c, 0, 100, &pu), 8, "reached again: unblocked");
+	config_free(&c);
 	load(&c, "destination_rate = 30\n");
 	is_int(dest_interval_ms(d, &c), 2000, "destination_rate 30/min: 2 s apart");
 	dest_table_free(t);

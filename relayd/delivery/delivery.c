@@ -296,19 +296,22 @@ static void on_ready(void *arg, struct smtp_client *cl)
 	send_next(j);
 }
 
-/* The hop failed because of IPv6 (no connection, or a reply about
- * reverse DNS): bring the same host's next IPv4 address up next.
- * 1 when there is one. */
-static int v6_fallback(struct job *j, const struct smtp_client_fact *f)
+/* The hop failed because of IPv6: no connection, or a reply about
+ * reverse DNS. */
+static int v6_trouble(const struct job *j, const struct smtp_client_fact *f)
+{
+	if (j->hops[j->hop].addr.ss_family != AF_INET6)
+		return 0;
+	return f->kind == SMTPC_CONNECT_FAILED ||
+	       (f->kind == SMTPC_REPLY && f->code >= 400 &&
+		(strcasestr(f->text, "PTR") || strcasestr(f->text, "reverse")));
+}
+
+/* Bring the same host's next IPv4 address up next; 1 when there is one
+ * (already next counts). */
+static int v4_next(struct job *j)
 {
 	const struct dns_hop *h = &j->hops[j->hop];
-	if (h->addr.ss_family != AF_INET6)
-		return 0;
-	int v6_trouble = f->kind == SMTPC_CONNECT_FAILED ||
-			 (f->kind == SMTPC_REPLY && f->code >= 400 &&
-			  (strcasestr(f->text, "PTR") || strcasestr(f->text, "reverse")));
-	if (!v6_trouble)
-		return 0;
 	for (size_t k = j->hop + 1; k < j->nhops; k++)
 		if (j->hops[k].addr.ss_family == AF_INET &&
 		    strcmp(j->hops[k].host, h->host) == 0) {
@@ -319,6 +322,11 @@ static int v6_fallback(struct job *j, const struct smtp_client_fact *f)
 			return 1;
 		}
 	return 0;
+}
+
+static int v6_fallback(struct job *j, const struct smtp_client_fact *f)
+{
+	return v6_trouble(j, f) && v4_next(j);
 }
 
 static int dead_reuse(const struct smtp_client_msg *cm, unsigned before)
@@ -353,12 +361,11 @@ static void on_message_done(void *arg, struct smtp_client *cl,
 	if (!m->fresh_retry && dead_reuse(cm, before)) {
 		/* the hop had closed the idle connection: a fresh one */
 		m->fresh_retry = 1;
-		j->clear_retry = j->clear_retry;   /* same hop, same TLS */
 		push_tail(&j->carry, &j->carry_tail, m);
 		j->hop_again = 1;
 		return;
 	}
-	int more_hops = j->hop + 1 < j->nhops, slowed = 0, carry = 0;
+	int more_hops = j->hop + 1 < j->nhops, slowed = 0, carry = 0, v6_moved = -1;
 	for (size_t k = 0; k < cm->nrcpt; k++) {
 		struct drcpt *r = &m->r[m->map[k]];
 		const struct smtp_client_fact *f = &cm->rcpt[k].result;
@@ -377,8 +384,13 @@ static void on_message_done(void *arg, struct smtp_client *cl,
 		}
 		if (r->out.status == DELIVERY_OK)
 			dest_success(j->d, j->cfg);
-		int v6 = !m->cancel && r->out.status != DELIVERY_OK &&
-			 v6_fallback(j, f);
+		/* one reorder per message: every recipient it concerns follows */
+		int v6 = 0;
+		if (!m->cancel && r->out.status != DELIVERY_OK && v6_trouble(j, f)) {
+			if (v6_moved < 0)
+				v6_moved = v4_next(j);
+			v6 = v6_moved;
+		}
 		if (!m->cancel && more_hops &&
 		    ((r->out.status == DELIVERY_RETRY && r->out.try_next) || v6)) {
 			carry = 1;

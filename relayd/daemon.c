@@ -31,6 +31,8 @@
 #include "auth.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
+#include "metrics_series.h"
 #include "privs.h"
 #include "resolver.h"
 #include "smtp_server.h"
@@ -87,6 +89,8 @@ static void on_server_stopped(void *arg)
 	d->smtpd = NULL;
 	dns_resolver_free(d->dns);   /* no session is left to use it */
 	d->dns = NULL;
+	metrics_http_free(d->metrics);
+	d->metrics = NULL;
 	close_signals(d);
 }
 
@@ -337,6 +341,12 @@ static int start_privileged(struct daemon *d)
 	}
 	if (smtp_server_new(&d->smtpd, d->loop, d->cfg, NULL))
 		return -1;
+	if (d->cfg->metrics_listen.host &&
+	    metrics_http_new(&d->metrics, d->loop, &d->cfg->metrics_listen, err,
+			     sizeof(err))) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
 	struct tls_ctx *tls;
 	struct auth_db *auth;
 	int settle;
@@ -417,6 +427,12 @@ int daemon_start(struct daemon *d)
 	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
 	if (smtp_server_start(d->smtpd))
 		return -1;
+	metrics_series_register(d);
+	char err[256];
+	if (d->metrics && metrics_http_start(d->metrics, err, sizeof(err))) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
 	log_info(LOG_SVC_MASTER, "daemon started -- version %s, configuration %s",
 		 PACKAGE_VERSION, d->config_path);
 	return 0;

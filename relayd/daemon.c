@@ -34,6 +34,7 @@
 #include "metrics_http.h"
 #include "metrics_series.h"
 #include "privs.h"
+#include "service.h"
 #include "resolver.h"
 #include "smtp_server.h"
 #include "tls.h"
@@ -99,6 +100,7 @@ static void stop(struct daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	service_notify("STOPPING=1");
 	smtp_server_stop(d->smtpd, on_server_stopped, d);
 }
 
@@ -356,8 +358,10 @@ static int start_privileged(struct daemon *d)
 	smtp_server_set_auth(d->smtpd, auth);
 	d->auth_on = auth != NULL;
 	d->tls_on = tls != NULL;
-	if (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
-		     privs_drop(d->cfg->user, uid, gid, err, sizeof(err)))) {
+	if (privs_check_queue_owner(d->cfg->queue_dir, root ? uid : (unsigned)geteuid(),
+				    d->user, err, sizeof(err)) ||
+	    (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
+		      privs_drop(d->cfg->user, uid, gid, err, sizeof(err))))) {
 		log_err(LOG_SVC_MASTER, "%s", err);
 		return -1;
 	}

@@ -262,6 +262,15 @@ static void warn_unreloadable(const struct daemon *d)
 
 static void reload(struct daemon *d);
 
+/* The endpoint is bound at start, as root, like the SMTP listeners. */
+static int metrics_listen_changed(const struct config_addr *a,
+				  const struct config_addr *b)
+{
+	if (!a->host || !b->host)
+		return !a->host != !b->host;
+	return a->port != b->port || strcmp(a->host, b->host) != 0;
+}
+
 static void on_settle(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
@@ -305,6 +314,8 @@ static void reload(struct daemon *d)
 	/* Listeners, queue_dir and user need a restart; the rest applies to
 	 * new sessions now, and sessions in progress keep their snapshot. */
 	smtp_server_set_config(d->smtpd, fresh);
+	if (metrics_listen_changed(&d->cfg->metrics_listen, &fresh->metrics_listen))
+		log_warn(LOG_SVC_MASTER, "reload: metrics_listen takes effect at the next restart");
 	if (resolver_conf_changed(d->cfg, fresh))
 		log_warn(LOG_SVC_MASTER, "reload: dns_servers and dns_timeout take effect at the next restart");
 	config_unref(d->cfg);

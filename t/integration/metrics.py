@@ -9,6 +9,7 @@ a second scrape nor the SMTP server.
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -169,6 +170,17 @@ try:
         s.close()
     idle = []
 
+    # A reload keeps the endpoint (bound as root) and says a change waits.
+    with open(r.conf_path) as f:
+        conf = f.read()
+    r.write_conf(conf.replace("metrics_listen = 127.0.0.1:%d" % mport,
+                              "metrics_listen = 127.0.0.1:%d" % free_port()))
+    r.signal(signal.SIGHUP)
+    t.ok(r.wait_log("reload: metrics_listen takes effect at the next restart"),
+         "a reload that changes metrics_listen warns", r.log()[-800:])
+    t.ok(r.wait_log("reload: configuration"), "... and reloads the rest")
+    status, _, _ = curl(mport)
+    t.eq(status, 200, "the running endpoint still answers after the reload")
     t.eq(r.stop(), 0, "relayd stops cleanly (exit 0) with the endpoint open")
     t.ok(r.sanitizer_clean(), "no sanitizer report", r.log()[-2000:])
 except Exception:

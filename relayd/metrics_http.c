@@ -29,6 +29,8 @@ struct metrics_http {
 	uv_timer_t timer;
 	int handles;                 /* open libuv handles */
 	char name[80];               /* "127.0.0.1:9525" for messages */
+	uint64_t logged_at;          /* uv_now() of the last warning */
+	unsigned long unlogged;      /* warnings since, not written */
 };
 
 static const char NOT_FOUND[] = "not found: try /metrics\n";
@@ -81,13 +83,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	return rc;
 }
 
+/* libmicrohttpd's complaints (a client past the connection limit, a
+ * request too big) come per connection: at most one line a second, so
+ * whoever can reach the port cannot flood the log through it. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct metrics_http *h = cls;
+	uint64_t now = uv_now(h->loop);
+	if (h->logged_at && now - h->logged_at < 1000) {
+		h->unlogged++;
+		return;
+	}
 	char text[512];
 	vsnprintf(text, sizeof(text), fmt, ap);
 	text[strcspn(text, "\n")] = 0;
-	log_warn(LOG_SVC_MASTER, "metrics %s: %s", h->name, text);
+	if (h->unlogged)
+		log_warn(LOG_SVC_MASTER, "metrics %s: %s (and %lu more not logged)", h->name,
+			 text, h->unlogged);
+	else
+		log_warn(LOG_SVC_MASTER, "metrics %s: %s", h->name, text);
+	h->logged_at = now;
+	h->unlogged = 0;
 }
 
 static void run(struct metrics_http *h);

@@ -3,8 +3,8 @@
 the exposition parses, counters move by what a session did (messages,
 replies by class, AUTH results, TLS sessions, accept latency), queue
 gauges see the queued mail, other paths get 404 and other methods 405,
-an oversize request is refused, and sixty idle connections neither stop
-a second scrape nor the SMTP server.
+an oversize request is refused, sixty idle connections neither stop a
+second scrape nor the SMTP server, and an idle connection times out.
 """
 import os
 import re
@@ -166,8 +166,17 @@ try:
     t0 = time.time()
     send(r.port_smtp, 1)
     t.ok(time.time() - t0 < 2, "SMTP is served meanwhile", "%.2f s" % (time.time() - t0))
-    for s in idle:
+    for s in idle[1:]:
         s.close()
+    # The first waited idle since; the endpoint's timeout (10 s) ends it.
+    idle[0].settimeout(15)
+    t0 = time.time()
+    try:
+        closed = idle[0].recv(1) == b""
+    except OSError:
+        closed = True
+    t.ok(closed and time.time() - t0 < 14, "an idle connection is closed by the timeout",
+         "%.1f s" % (time.time() - t0))
     idle = []
 
     # A reload keeps the endpoint (bound as root) and says a change waits.

@@ -243,7 +243,13 @@ int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
 			  time_t now)
 {
 	struct th_entry *e = find(t, key);
-	return e && block_active(e, now);
+	if (e)
+		return block_active(e, now);
+	/* Untracked must never mean unlimited: when no entry could be made
+	 * for key (full, every entry blocked), its failures would go
+	 * uncounted, one guess per connection for ever. */
+	expire(t, now);
+	return t->n >= t->p.max_entries && !t->counting.head;
 }
 
 int auth_throttle_known(struct auth_throttle *t, const unsigned char key[16],

@@ -9,8 +9,9 @@
  * Memory is bounded (policy.max_entries).  When the table is full the
  * entry whose last failure is oldest is evicted, but never a blocked one:
  * blocked entries stay until their block ends, so a flood of other keys
- * cannot unblock anyone.  When every entry is blocked, a failure that
- * cannot be tracked is refused like one past the limit (fail closed).
+ * cannot unblock anyone.  When every entry is blocked, a key that is not
+ * tracked counts as blocked, and a failure that cannot be tracked is
+ * refused like one past the limit (fail closed).
  *
  * A user name may be blocked at most block_time out of every
  * block_spacing seconds: an attacker who keeps failing as a real user
@@ -59,7 +60,8 @@ void auth_throttle_free(struct auth_throttle *t);
  * -1 when the key is now refused (or could not be tracked). */
 long auth_throttle_fail(struct auth_throttle *t, const unsigned char key[16],
 			time_t now);
-/* 1 while the key is refused. */
+/* 1 while the key is refused, or is not tracked while the table is full
+ * of blocked entries. */
 int auth_throttle_blocked(struct auth_throttle *t, const unsigned char key[16],
 			  time_t now);
 /* 1 when the key has failures on record (suspect: its checks wait). */

@@ -104,6 +104,11 @@ struct config {
 	enum config_sender_policy sender_login_policy;
 	enum config_inet inet_protocols;
 	char *smtp_bind_address;
+	uint64_t smtp_connect_timeout;       /* seconds */
+	uint64_t smtp_helo_timeout;
+	uint64_t smtp_command_timeout;
+	uint64_t smtp_data_xfer_timeout;
+	uint64_t smtp_data_done_timeout;
 	char *tls_policy;
 	uint64_t destination_rate;
 	char *bounce_notice_recipient;

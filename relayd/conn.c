@@ -1,5 +1,6 @@
 /*
- * conn.c - buffered, optionally TLS-wrapped client connection (conn.h).
+ * conn.c - buffered, optionally TLS-wrapped SMTP connection (conn.h),
+ * accepted by the server or opened by the delivery client.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct conn {
 	int closed;                  /* uv_close called */
 	int out_blocked;             /* the owner stopped at the output bound */
 	char error[160];             /* why TLS failed, for the owner's log */
+	uv_connect_t connect_req;    /* conn_connect: pending while connecting */
 };
 
 /* A write in flight owns the output buffer it was handed: the conn
@@ -285,6 +287,66 @@ void conn_start(struct conn *c, const struct conn_cb *cb, void *arg)
 	update_reading(c);
 }
 
+static void set_peer_ip(struct conn *c)
+{
+	if (c->peer.ss_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
+	else
+		uv_ip4_name((struct sockaddr_in *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	/* conn_abort during the connect: libuv reports UV_ECANCELED before
+	 * the close callback frees c; the owner asked for it, no report. */
+	if (c->closed)
+		return;
+	if (status == 0) {
+		int len = sizeof(c->local);
+		uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->local, &len);
+		uv_tcp_nodelay(&c->tcp, 1);
+	}
+	if (c->cb->on_connected)
+		c->cb->on_connected(c->arg, status);
+	if (status < 0)
+		do_close(c);
+	else if (!c->closed)
+		update_reading(c);
+}
+
+int conn_connect(struct conn **out, uv_loop_t *loop,
+		 const struct sockaddr *peer, const struct sockaddr *source,
+		 const struct conn_cb *cb, void *arg)
+{
+	size_t plen = peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	struct conn *c = calloc(1, sizeof(*c));
+	int r;
+
+	*out = NULL;
+	if (!c)
+		return UV_ENOMEM;
+	if ((r = uv_tcp_init(loop, &c->tcp)) < 0) {
+		free(c);
+		return r;
+	}
+	c->tcp.data = c;
+	memcpy(&c->peer, peer, plen);
+	set_peer_ip(c);
+	c->connect_req.data = c;
+	if ((source && (r = uv_tcp_bind(&c->tcp, source, 0)) < 0) ||
+	    (r = uv_tcp_connect(&c->connect_req, &c->tcp, peer, on_connect)) < 0) {
+		/* cb stays NULL: the owner hears nothing more of it. */
+		do_close(c);
+		return r;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	*out = c;
+	return 0;
+}
+
 const struct sockaddr_storage *conn_peer(const struct conn *c)
 {
 	return &c->peer;
@@ -354,6 +416,36 @@ int conn_starttls(struct conn *c, struct tls_ctx *ctx)
 	c->in_len = 0;
 	c->tls = tls_conn_new(ctx, 1, NULL);
 	return c->tls ? 0 : -1;
+}
+
+int conn_starttls_client(struct conn *c, struct tls_ctx *ctx,
+			 const char *servername, const char *verify_name,
+			 int verify_required)
+{
+	if (c->tls || c->closed || c->closing)
+		return -1;
+	struct tls_conn *t = tls_conn_new(ctx, 0, servername);
+	if (!t || tls_conn_set_verify(t, verify_name, verify_required)) {
+		tls_conn_free(t);
+		return -1;
+	}
+	/* What the next hop sent after its 220 was not protected by TLS. */
+	c->in_len = 0;
+	c->tls = t;
+	/* The first read produces the ClientHello; tls_pump sends it. */
+	if (tls_pump(c))
+		tls_failed(c);
+	return 0;
+}
+
+int conn_tls_handshake_done(const struct conn *c)
+{
+	return c->tls && tls_conn_handshake_done(c->tls);
+}
+
+struct tls_conn *conn_tls(struct conn *c)
+{
+	return c->tls;
 }
 
 int conn_is_tls(const struct conn *c)

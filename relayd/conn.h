@@ -1,7 +1,9 @@
 /*
- * conn.h - one client connection: a libuv TCP stream with bounded input
- * and output buffers and optional TLS (STARTTLS or implicit) through the
- * tls module's memory BIOs.  Protocol code sees plaintext only.
+ * conn.h - one SMTP connection, either direction: a libuv TCP stream with
+ * bounded input and output buffers and optional TLS (STARTTLS or implicit)
+ * through the tls module's memory BIOs.  Protocol code sees plaintext
+ * only.  The server accepts (conn_accept); the delivery client connects
+ * (conn_connect) and starts TLS as a client (conn_starttls_client).
  *
  * Memory: an idle connection holds no buffers; input is appended to a
  * per-connection buffer only while unconsumed, output only while unsent.
@@ -25,10 +27,26 @@ struct conn;
 struct conn_cb {
 	void (*on_input)(void *arg);      /* new plaintext input, or EOF */
 	void (*on_closed)(void *arg);     /* the conn is gone */
+	/* conn_connect only: the connection is up (status 0) or failed (a
+	 * libuv error code; the conn then closes by itself, on_closed
+	 * follows).  Not called after conn_abort. */
+	void (*on_connected)(void *arg, int status);
 };
 
 /* Accept a pending connection on `server`; NULL on failure. */
 struct conn *conn_accept(uv_stream_t *server);
+/*
+ * conn_connect - open a connection to peer (AF_INET/AF_INET6), from the
+ * source address `source` when not NULL (smtp_bind_address).  Callbacks
+ * get `arg`; reading starts once connected (no conn_start).  Returns 0
+ * and *out, or a negative libuv error code (nothing to close then).  The
+ * connect itself has no deadline here: the owner bounds it with its own
+ * timer and conn_abort, as it bounds every other wait.
+ */
+int conn_connect(struct conn **out, uv_loop_t *loop,
+		 const struct sockaddr *peer, const struct sockaddr *source,
+		 const struct conn_cb *cb, void *arg);
+
 /* Start reading; callbacks get `arg`. */
 void conn_start(struct conn *c, const struct conn_cb *cb, void *arg);
 
@@ -53,6 +71,22 @@ void conn_flush(struct conn *c);
 /* Switch to TLS as server: buffered plaintext input is discarded (text
  * pipelined after STARTTLS must not be honoured).  0 or -1. */
 int conn_starttls(struct conn *c, struct tls_ctx *ctx);
+/*
+ * conn_starttls_client - switch to TLS as a client, after the next hop's
+ * 220 to STARTTLS: buffered plaintext input is discarded (CVE-2011-0411,
+ * the client side), the handshake starts at once.  servername goes in
+ * SNI; verify_name / verify_required as tls_conn_set_verify.  on_input is
+ * called as handshake records arrive: the owner checks
+ * conn_tls_handshake_done; a failed handshake closes the conn with
+ * conn_error set.  0 or -1 (nothing changed).
+ */
+int conn_starttls_client(struct conn *c, struct tls_ctx *ctx,
+			 const char *servername, const char *verify_name,
+			 int verify_required);
+int conn_tls_handshake_done(const struct conn *c);
+/* The TLS session for what this module does not wrap (peer trust,
+ * cipher bits), NULL without TLS.  Owned by the conn. */
+struct tls_conn *conn_tls(struct conn *c);
 int conn_is_tls(const struct conn *c);
 /* "(using TLSv1.3 with cipher ...)" for Received:, "" without TLS. */
 void conn_tls_info(const struct conn *c, char *buf, size_t len);

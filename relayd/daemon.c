@@ -21,6 +21,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -181,7 +183,8 @@ static int load_auth(const struct daemon *d, const struct config *cfg,
 	struct stat st;
 	const char *path = cfg->auth_users_file;
 	*auth = NULL;
-	if (access(path, F_OK) != 0 && errno == ENOENT && !(reload && d->auth_on)) {
+	int auth_on = reload && smtp_server_has_auth(d->smtpd);
+	if (access(path, F_OK) != 0 && errno == ENOENT && !auth_on) {
 		log_warn(LOG_SVC_MASTER, "%s does not exist: AUTH is not offered", path);
 		return 0;
 	}
@@ -224,7 +227,7 @@ static int load_credentials(const struct daemon *d, const struct config *cfg,
 	*auth = NULL;
 	*settle = 0;
 	if (!cfg->tls_cert_file) {
-		if (reload && d->tls_on)
+		if (reload && smtp_server_has_tls(d->smtpd))
 			log_warn(LOG_SVC_MASTER, "reload: tls_cert_file is not set: STARTTLS and AUTH are now off");
 		return 0;
 	}
@@ -251,7 +254,7 @@ static void warn_unreloadable(const struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
 	const char *files[] = { cfg->path, cfg->tls_cert_file, cfg->tls_key_file,
-				d->auth_on ? cfg->auth_users_file : NULL,
+				smtp_server_has_auth(d->smtpd) ? cfg->auth_users_file : NULL,
 				cfg->sender_login_map };
 	char err[512];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -322,8 +325,6 @@ static void reload(struct daemon *d)
 	d->cfg = fresh;
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
-	d->auth_on = auth != NULL;
-	d->tls_on = tls != NULL;
 	log_info(LOG_SVC_MASTER, "reload: configuration %s", d->config_path);
 }
 
@@ -334,6 +335,19 @@ static void on_hup(uv_signal_t *h, int signum)
 	d->settle_tried = 0;
 	uv_timer_stop(&d->settle_timer);
 	reload(d);
+}
+
+/* Can the daemon's user use queue_dir, or, when it does not exist yet,
+ * make it (queue_open does, unprivileged too)?  0, or -1 with err naming
+ * the path, the user and the permission to give. */
+static int queue_dir_usable(const struct daemon *d, char *err, size_t errlen)
+{
+	const char *dir = d->cfg->queue_dir;
+	char parent[PATH_MAX];
+	if (access(dir, F_OK) == 0 || errno != ENOENT)
+		return privs_check_access(dir, R_OK | W_OK | X_OK, d->user, err, errlen);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	return privs_check_access(dirname(parent), W_OK | X_OK, d->user, err, errlen);
 }
 
 /* Bind, read secrets, drop root, open the queue. */
@@ -367,8 +381,6 @@ static int start_privileged(struct daemon *d)
 		return -1;
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
-	d->auth_on = auth != NULL;
-	d->tls_on = tls != NULL;
 	if (privs_check_queue_owner(d->cfg->queue_dir, root ? uid : (unsigned)geteuid(),
 				    d->user, err, sizeof(err)) ||
 	    (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
@@ -378,8 +390,7 @@ static int start_privileged(struct daemon *d)
 	}
 	if (root)
 		log_info(LOG_SVC_MASTER, "running as user %s", d->cfg->user);
-	if (privs_check_access(d->cfg->queue_dir, R_OK | W_OK | X_OK, d->user, err,
-			       sizeof(err))) {
+	if (queue_dir_usable(d, err, sizeof(err))) {
 		log_err(LOG_SVC_MASTER, "cannot open queue %s: %s", d->cfg->queue_dir, err);
 		return -1;
 	}

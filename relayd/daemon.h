@@ -24,8 +24,6 @@ struct daemon {
 	uv_timer_t reader_timer;     /* clears dead readers' slots */
 	uv_timer_t settle_timer;     /* a reload's one retry (passwd mid-rewrite) */
 	int settle_tried;
-	int tls_on, auth_on;         /* offered: a reload must not drop them
-				      * unless the configuration says so */
 	int stopping;
 	int exit_code;               /* daemon_run's result */
 	const char *config_path;

@@ -367,10 +367,28 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 		chunk_end(s);
 }
 
+/* Both spill buffers full: wait in SS_WAIT (so that input after EOF is
+ * kept) until on_spool_ready; 1 when the session now waits. */
+static int wait_for_spool(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	if ((s->state != SS_DATA && s->state != SS_BDAT) || !t || !t->spool ||
+	    !queue_spool_busy(t->spool))
+		return 0;
+	t->spool_wait = s->state;
+	s->state = SS_WAIT;
+	return 1;
+}
+
 size_t smtp_receive_input(struct smtp_session *s, const char *p, size_t n)
 {
 	struct smtp_txn *t = s->txn;
 	size_t used;
+	/* Checked before taking content too: a BDAT chunk read whole with
+	 * its command ends in SS_CMD, so the check after it never runs, and
+	 * small chunks would pile up in memory while the disk is slow. */
+	if (wait_for_spool(s))
+		return 0;
 	if (s->state == SS_DATA) {
 		used = smtp_data_feed(&t->data, p, n);
 		if (t->data.done)
@@ -383,13 +401,6 @@ size_t smtp_receive_input(struct smtp_session *s, const char *p, size_t n)
 		if (s->bdat_left == 0)
 			chunk_end(s);
 	}
-	t = s->txn;
-	if ((s->state == SS_DATA || s->state == SS_BDAT) && t && t->spool &&
-	    queue_spool_busy(t->spool)) {
-		/* Both spill buffers are full: stop here (SS_WAIT, so that
-		 * input after EOF is kept) until on_spool_ready. */
-		t->spool_wait = s->state;
-		s->state = SS_WAIT;
-	}
+	wait_for_spool(s);
 	return used;
 }

@@ -301,6 +301,16 @@ void smtp_server_set_auth(struct smtp_server *s, struct auth_db *db)
 	s->env.auth = db;
 }
 
+int smtp_server_has_tls(const struct smtp_server *s)
+{
+	return s->env.tls != NULL;
+}
+
+int smtp_server_has_auth(const struct smtp_server *s)
+{
+	return s->env.auth != NULL;
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;

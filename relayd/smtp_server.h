@@ -39,10 +39,16 @@ int smtp_server_start(struct smtp_server *s);
  * new sessions use it, a session in progress keeps the snapshot it
  * started with.  Listeners are not rebound. */
 void smtp_server_set_config(struct smtp_server *s, struct config *cfg);
-/* Swap in reloaded credentials (NULL keeps the current ones); sessions
- * in progress keep what they started with. */
+/* Swap in reloaded credentials, taking over the caller's reference (NULL
+ * turns the feature off: the daemon passes NULL only when the
+ * configuration no longer names the files); sessions in progress keep
+ * what they started with. */
 void smtp_server_set_tls(struct smtp_server *s, struct tls_ctx *ctx);
 void smtp_server_set_auth(struct smtp_server *s, struct auth_db *db);
+/* 1 while TLS (STARTTLS, port 465) or AUTH is offered: a reload must not
+ * drop either unless the configuration says so. */
+int smtp_server_has_tls(const struct smtp_server *s);
+int smtp_server_has_auth(const struct smtp_server *s);
 /* Graceful stop: close listeners, end idle sessions with 421, let those in
  * DATA finish; done() runs once every session is gone. */
 void smtp_server_stop(struct smtp_server *s, void (*done)(void *), void *arg);

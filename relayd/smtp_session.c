@@ -447,9 +447,6 @@ static int took(struct smtp_session *s, size_t k)
 	return 1;
 }
 
-/* Handle one line from the input, consuming it before it is acted on, so
- * a command that resets the input (STARTTLS) resets only what follows.
- * Returns 0 when no complete line is buffered yet, else 1. */
 /* The longest line (CRLF included) the command starting at p may be.
  * Fewer than five bytes cannot name a longer command yet; they are far
  * below every bound, so the caller waits for more. */
@@ -462,6 +459,9 @@ static size_t line_max(const struct smtp_session *s, const char *p, size_t n)
 	return SMTP_LINE_MAX;
 }
 
+/* Handle one line from the input, consuming it before it is acted on, so
+ * a command that resets the input (STARTTLS) resets only what follows.
+ * Returns 0 when no complete line is buffered yet, else 1. */
 static int command_line(struct smtp_session *s, const char *p, size_t n)
 {
 	size_t max = line_max(s, p, n);
@@ -511,7 +511,6 @@ static int command_line(struct smtp_session *s, const char *p, size_t n)
 	return 1;
 }
 
-/* Process buffered input until it runs out or the session must wait. */
 /* During a graceful stop, a session between commands ends now, unless a
  * BDAT message is half received: that one may finish. */
 static int stop_now(const struct smtp_session *s)

@@ -66,6 +66,7 @@ struct tls_conn {
 	unsigned shut : 1;           /* tls_conn_shutdown called */
 	unsigned verify_set : 1;     /* tls_conn_set_verify called */
 	unsigned verify_required : 1;
+	unsigned verify_name : 1;    /* a host name / IP was set to check */
 	char err[256];
 };
 
@@ -616,6 +617,7 @@ int tls_conn_set_verify(struct tls_conn *t, const char *hostname, int required)
 	if (!ok)
 		return -1;
 	SSL_set_verify(t->ssl, required ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	t->verify_name = hostname != NULL && *hostname != 0;
 	t->verify_set = 1;
 	t->verify_required = !!required;
 	return 0;
@@ -626,6 +628,21 @@ int tls_conn_peer_verified(const struct tls_conn *t)
 	return t != NULL && t->verify_set && t->hs_done
 		&& SSL_get0_peer_certificate(t->ssl) != NULL
 		&& SSL_get_verify_result(t->ssl) == X509_V_OK;
+}
+
+enum tls_peer_trust tls_conn_peer_trust(const struct tls_conn *t)
+{
+	long v;
+
+	if (t == NULL || !t->hs_done || SSL_get0_peer_certificate(t->ssl) == NULL)
+		return TLS_PEER_ANONYMOUS;
+	v = SSL_get_verify_result(t->ssl);
+	if (v == X509_V_OK)
+		return t->verify_name ? TLS_PEER_VERIFIED : TLS_PEER_TRUSTED;
+	/* OpenSSL checks the name only once the chain is trusted. */
+	if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		return TLS_PEER_TRUSTED;
+	return TLS_PEER_UNTRUSTED;
 }
 
 int tls_conn_feed(struct tls_conn *t, const void *buf, size_t len)

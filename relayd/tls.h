@@ -150,6 +150,18 @@ int tls_conn_set_verify(struct tls_conn *t, const char *hostname, int required);
  * checks (chain, and name if one was given), else 0. */
 int tls_conn_peer_verified(const struct tls_conn *t);
 
+/*
+ * tls_conn_peer_trust - what the client knows of the server's certificate
+ * once the handshake is done, in Postfix's words for its log line:
+ * anonymous (no certificate), untrusted (the chain does not verify),
+ * trusted (the chain verifies; the name was not checked or did not match),
+ * verified (chain and the name given to tls_conn_set_verify).
+ */
+enum tls_peer_trust {
+	TLS_PEER_ANONYMOUS, TLS_PEER_UNTRUSTED, TLS_PEER_TRUSTED, TLS_PEER_VERIFIED
+};
+enum tls_peer_trust tls_conn_peer_trust(const struct tls_conn *t);
+
 /* Hand over ciphertext received from the network (copied).  Returns 0, or
  * -1 if the conn is dead or memory ran out.  Does not process it:
  * tls_conn_read does. */

@@ -20,7 +20,7 @@ check "-n prints defaults: retry_min" grep -qx 'retry_min = 5m' "$tmp/dump"
 check "-n prints defaults: trusted_networks" grep -qx 'trusted_networks = 127.0.0.0/8, ::1/128' "$tmp/dump"
 check "-n prints the derived control_socket" grep -qx "control_socket = $tmp/q/control" "$tmp/dump"
 keys=$(grep -c ' = \| =$' "$tmp/dump")
-check "-n prints every one of the 46 keys ($keys)" test "$keys" -eq 46
+check "-n prints every one of the 51 keys ($keys)" test "$keys" -eq 51
 for k in hostname smtp_listen submission_listen submissions_listen queue_dir \
 	queue_map_size trusted_networks tls_cert_file tls_key_file auth_users_file \
 	sender_login_map message_size_limit recipient_limit smtpd_timeout \
@@ -28,7 +28,9 @@ for k in hostname smtp_listen submission_listen submissions_listen queue_dir \
 	tls_outbound tls_ca_file retry_min retry_max queue_lifetime bounce_lifetime \
 	delay_warning destination_concurrency destination_recipient_limit \
 	delivery_concurrency control_socket syslog_name user sender_login_policy \
-	inet_protocols smtp_bind_address tls_policy destination_rate \
+	inet_protocols smtp_bind_address smtp_connect_timeout smtp_helo_timeout \
+	smtp_command_timeout smtp_data_xfer_timeout smtp_data_done_timeout \
+	tls_policy destination_rate \
 	bounce_notice_recipient metrics_listen log_format dkim_keys dkim_expire; do
 	check "-n has DESIGN key $k" grep -q "^$k =" "$tmp/dump"
 done

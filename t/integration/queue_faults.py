@@ -15,7 +15,9 @@ one ("ack"); on request it makes spill-file writes slow or fsync fail.
    sent before the commit returns.
 3. The queue directory is fsynced after the environment's files exist.
 4. A slow spill disk does not stall other sessions: NOOP latency on a
-   second connection stays low while a large message spills.
+   second connection stays low while a large message spills; and the
+   spilling session stops taking content while both spill buffers are
+   full, even in BDAT chunks small enough to arrive with their command.
 5. fsync fails with EIO: the in-flight client gets a 4xx (never a 250),
    relayd logs at crit ("fatal:") and exits non-zero.
 6. A reader killed inside a read transaction loses its slot to the
@@ -227,6 +229,56 @@ def test_slow_spill(t):
         r.cleanup()
 
 
+def test_spill_bound_bdat(t):
+    """Small BDAT chunks, each read whole with its command, must not pile
+    up in memory while a slow spill write is in flight: the session stops
+    (no reply) until the disk catches up, whatever the chunk size."""
+    slow_ms = 400
+    chunk = 8 * 1024
+    total = 1024 * 1024
+    r = Relayd(conf=NO_DELIVERY, tls=False)
+    shim_env(r, RELAYD_SHIM_SLOW_SPILL_MS=slow_ms)
+    try:
+        r.start()
+        c = Client(r.port_smtp, timeout=30)
+        c.reply()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<alice@example.org>")
+        c.cmd("RCPT TO:<bob@example.net>")
+        line = b"y" * 78 + b"\r\n"
+        data = b"Subject: bdat bound\r\n\r\n" + line * (total // len(line))
+        sent, stalled_at, ok = 0, None, True
+        while sent < len(data):
+            piece = data[sent:sent + chunk]
+            last = sent + len(piece) >= len(data)
+            t0 = time.monotonic()
+            c.send(b"BDAT %d%s\r\n" % (len(piece), b" LAST" if last else b"") + piece)
+            rep = c.reply()
+            took = time.monotonic() - t0
+            sent += len(piece)
+            if not rep.startswith("250"):
+                ok = False
+                break
+            if stalled_at is None and took > slow_ms / 2000.0:
+                stalled_at = sent
+        c.close()
+        qid = queued_id(rep)
+        t.ok(ok and qid is not None, "spill bound: %d KiB in %d KiB BDAT chunks queued"
+             % (total // 1024, chunk // 1024), rep)
+        got = r.body(qid) if qid else None
+        t.ok(got is not None and got.endswith(data.split(b"\r\n\r\n", 1)[1]),
+             "spill bound: its body is stored whole")
+        # In memory at most: the spill threshold, the buffer being
+        # written and the one filling, plus a chunk; the stall must come
+        # before twice that.
+        t.diag("spill bound: first stall after %s bytes" % stalled_at)
+        t.ok(stalled_at is not None and stalled_at <= 512 * 1024,
+             "spill bound: the session waits for the slow spill write (first stall after %s bytes)"
+             % stalled_at)
+    finally:
+        r.cleanup()
+
+
 def test_eio(t):
     r = Relayd(conf=NO_DELIVERY, tls=False)
     trigger = os.path.join(r.dir, "fail-sync")
@@ -298,7 +350,7 @@ def main():
         if not os.path.exists(f):
             print("1..0 # SKIP %s not built" % f)
             return
-    tests = (test_flags, test_durability, test_slow_spill, test_eio, test_reader_check)
+    tests = (test_flags, test_durability, test_slow_spill, test_spill_bound_bdat, test_eio, test_reader_check)
     # A direct run may name the scenarios to run: queue_faults.py eio flags
     wanted = sys.argv[1:]
     for test in tests:

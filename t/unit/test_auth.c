@@ -90,6 +90,8 @@ static void test_eviction(void)
 	key_of(9002, k);
 	ok(auth_throttle_blocked(t, k1, 1300) && auth_throttle_blocked(t, x, 1300),
 	   "four blocked entries fill the table");
+	ok(auth_throttle_blocked(t, k, 1300),
+	   "table full of blocked entries: an address it cannot track counts as blocked");
 	is_int(auth_throttle_fail(t, k, 1300), -1,
 	       "table full of blocked entries: a new failure is refused, not let through");
 	is_int(auth_throttle_size(t), 4, "... and nothing blocked was evicted for it");
@@ -97,6 +99,9 @@ static void test_eviction(void)
 	   "k1's block ends on time");
 	is_int(auth_throttle_fail(t, k, 1000 + AUTH_BLOCK_TIME + 1), 100,
 	       "once a block has ended its slot is reused");
+	key_of(9003, k);
+	ok(!auth_throttle_blocked(t, k, 1000 + AUTH_BLOCK_TIME + 1),
+	   "with room again, an untracked address is not blocked");
 	auth_throttle_free(t);
 }
 

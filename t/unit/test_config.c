@@ -729,7 +729,7 @@ static void test_dump(void)
 	ok(strstr(d, "\nsubmissions_listen =\n") != NULL, "dump: empty value");
 	snprintf(line, sizeof(line), "hostname = %s\n", c.hostname);
 	ok(strncmp(d, line, strlen(line)) == 0, "dump starts with the effective hostname");
-	is_int(count_lines(d), 46, "dump: 46 keys");
+	is_int(count_lines(d), 51, "dump: 51 keys");
 	n = load(&c2, d, &errs2);
 	is_int(n, 0, "the dump loads back");
 	d2 = dump(&c2);

@@ -6,6 +6,7 @@ gauges see the queued mail, other paths get 404 and other methods 405,
 an oversize request is refused, sixty idle connections neither stop a
 second scrape nor the SMTP server, and an idle connection times out.
 """
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaydtest import TAP, Relayd, free_port   # noqa: E402
+from relaydtest import TAP, TOP_SRC, Relayd, free_port  # noqa: E402
 from tls_common import no_verify_ctx, plain           # noqa: E402
 
 t = TAP()
@@ -140,6 +141,18 @@ try:
     t.ok(after.get(("relayd_queue_oldest_message_age_seconds", None), -1) > 0,
          "oldest message age > 0")
     t.ok(after.get(("relayd_queue_map_used_bytes", None), 0) > 0, "map use > 0")
+
+    # The shipped dashboard queries only series relayd exposes.
+    with open(os.path.join(TOP_SRC, "contrib", "grafana", "relayd-dashboard.json")) as f:
+        dash = json.load(f)
+    exprs = [tg["expr"] for p in dash["panels"] for tg in p.get("targets", [])]
+    exprs += [v["query"] for v in dash["templating"]["list"]]
+    queried = {re.sub(r"_(bucket|sum|count)$", "", n)
+               for e in exprs for n in re.findall(r"\brelayd_[a-z0-9_]+", e)}
+    exposed = {re.sub(r"_(bucket|sum|count)$", "", n) for n, _ in after}
+    t.ok(len(exprs) >= 9 and queried, "the dashboard has queries (%d)" % len(exprs))
+    t.ok(queried <= exposed, "every metric the dashboard queries is exposed",
+         "missing: %s" % sorted(queried - exposed))
 
     status, _, _ = curl(mport, "/")
     t.eq(status, 404, "GET / -> 404")

@@ -112,7 +112,8 @@ void metrics_reset(void)
 
 void metric_add(enum metric_id id, uint64_t n)
 {
-	if ((unsigned)id < METRIC_COUNT && defs[id].type == M_COUNTER)
+	/* A counter with labels is counted per value (metric_inc_label). */
+	if ((unsigned)id < METRIC_COUNT && defs[id].type == M_COUNTER && !defs[id].label)
 		__atomic_add_fetch(&R.value[id][0], n, __ATOMIC_RELAXED);
 }
 

@@ -73,7 +73,9 @@ void metrics_gauge(enum metric_id id, metrics_gauge_fn *fn, void *arg);
 void metrics_emit(struct metrics_out *o, const char *label, double value);
 
 /* Counters.  Counting a series not registered is allowed (it shows once
- * registered). */
+ * registered).  metric_add counts a counter without labels, and
+ * metric_inc_label one of a labelled counter's values; either ignores
+ * the other kind, and a label index out of range. */
 void metric_add(enum metric_id id, uint64_t n);
 static inline void metric_inc(enum metric_id id) { metric_add(id, 1); }
 void metric_inc_label(enum metric_id id, unsigned label);

@@ -44,6 +44,8 @@ int main(void)
 	metric_inc_label(METRIC_SMTPD_REPLIES, (unsigned)metric_reply_class('5'));
 	metric_inc_label(METRIC_SMTPD_REPLIES, (unsigned)metric_reply_class('x'));
 	metric_inc_label(METRIC_SMTPD_REPLIES, 99);
+	metric_add(METRIC_SMTPD_REPLIES, 5);       /* labelled: ignored */
+	metric_inc_label(METRIC_SMTPD_CONNECTIONS, 0);   /* not labelled: ignored */
 	s = render();
 	has(s, "# TYPE relayd_smtpd_connections_total counter\n", "TYPE line");
 	has(s, "\nrelayd_smtpd_connections_total 2\n", "counts made before registration show");

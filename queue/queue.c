@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "queue_int.h"
 #include "queue_codec.h"
@@ -32,6 +33,9 @@ const char *queue_strerror(int err)
 	case QUEUE_EEXIST: return "queue id exists";
 	case QUEUE_ESTOPPED: return "queue writer stopped";
 	case QUEUE_EFATAL: return "queue environment unusable";
+	case QUEUE_ESTALE: return "claim no longer current";
+	case QUEUE_EBUSY: return "queue busy";
+	case QUEUE_ESCHEMA: return "queue written by another version of relayd";
 	default: return "unknown queue error";
 	}
 }
@@ -111,48 +115,6 @@ void queue__due_key(uint8_t key[QUEUE_DUE_KEY_LEN], int64_t when,
 	put_be32(key + 8 + QUEUE_ID_LEN, idx);
 }
 
-/* Create the DBIs and the schema record, or check the schema version. */
-static int open_schema(struct queue *q)
-{
-	unsigned ro = q->flags & QUEUE_OPEN_RDONLY;
-	unsigned cf = ro ? 0 : MDB_CREATE;
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(q->env, NULL, ro ? MDB_RDONLY : 0, &txn);
-	if (rc)
-		return queue__err(rc);
-	if ((rc = mdb_dbi_open(txn, "msg", cf, &q->msg)) ||
-	    (rc = mdb_dbi_open(txn, "body", cf, &q->body)) ||
-	    (rc = mdb_dbi_open(txn, "rcpt", cf, &q->rcpt)) ||
-	    (rc = mdb_dbi_open(txn, "due", cf, &q->due)) ||
-	    (rc = mdb_dbi_open(txn, "meta", cf, &q->meta)))
-		goto fail;
-
-	MDB_val k = { 6, "schema" }, v;
-	rc = mdb_get(txn, q->meta, &k, &v);
-	if (rc == MDB_NOTFOUND && !ro) {
-		uint8_t rec[5] = { QUEUE_RECORD_VERSION, QUEUE_SCHEMA_VERSION };
-		v.mv_size = sizeof(rec);
-		v.mv_data = rec;
-		if ((rc = mdb_put(txn, q->meta, &k, &v, 0)))
-			goto fail;
-	} else if (rc) {
-		goto fail;
-	} else {
-		struct qrd r = { .p = v.mv_data, .len = v.mv_size };
-		uint8_t ver = qrd_u8(&r);
-		uint32_t schema = qrd_u32(&r);
-		if (r.err || ver != QUEUE_RECORD_VERSION ||
-		    schema != QUEUE_SCHEMA_VERSION) {
-			mdb_txn_abort(txn);
-			return QUEUE_ECORRUPT;
-		}
-	}
-	return queue__err(mdb_txn_commit(txn));
-fail:
-	mdb_txn_abort(txn);
-	return queue__err(rc);
-}
-
 /* fsync a directory, so the entries made in it survive a crash. */
 static int sync_dir(const char *dir)
 {
@@ -177,12 +139,46 @@ static int sync_parent(const char *dir)
 int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	       unsigned flags)
 {
+	struct queue_open_opts o = { .map_size = map_size, .flags = flags };
+	return queue_open_opts(qp, dir, &o);
+}
+
+/* A tag for the claims this handle takes: unique enough among the
+ * handles that ever open one queue. */
+static uint64_t new_instance(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+	       (uint64_t)getpid() << 40;
+}
+
+/* Any user in the daemon's group reads the queue: data.mdb readable,
+ * lock.mdb writable (a reader registers its snapshot there). */
+static void share_with_group(const char *dir)
+{
+	char p[4096];
+	if ((size_t)snprintf(p, sizeof(p), "%s/data.mdb", dir) < sizeof(p))
+		chmod(p, 0640);
+	if ((size_t)snprintf(p, sizeof(p), "%s/lock.mdb", dir) < sizeof(p))
+		chmod(p, 0660);
+}
+
+int queue_open_opts(struct queue **qp, const char *dir,
+		    const struct queue_open_opts *o)
+{
 	struct queue *q = calloc(1, sizeof(*q));
+	unsigned flags = o->flags;
+	size_t map_size = o->map_size;
 	int rc, made = 0;
 	*qp = NULL;
 	if (!q)
 		return QUEUE_ENOMEM;
 	q->flags = flags;
+	q->id_slot_fd = -1;
+	q->instance = new_instance();
+	q->batch_max_ops = QUEUE_BATCH_MAX_OPS;
+	q->batch_max_bytes = QUEUE_BATCH_MAX_BYTES;
 	pthread_mutex_init(&q->id_lock, NULL);
 	if (!(q->dir = strdup(dir))) {
 		rc = QUEUE_ENOMEM;
@@ -190,7 +186,7 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	}
 	if (!(flags & QUEUE_OPEN_RDONLY)) {
 		char tmp[4096];
-		made = mkdir(dir, 0700) == 0;
+		made = mkdir(dir, 0750) == 0;
 		if ((!made && errno != EEXIST) ||
 		    (size_t)snprintf(tmp, sizeof(tmp), "%s/tmp", dir) >= sizeof(tmp) ||
 		    (mkdir(tmp, 0700) && errno != EEXIST)) {
@@ -201,23 +197,26 @@ int queue_open(struct queue **qp, const char *dir, size_t map_size,
 			goto fail;
 	}
 	if ((rc = mdb_env_create(&q->env)) ||
-	    (rc = mdb_env_set_maxdbs(q->env, 8)) ||
+	    (rc = mdb_env_set_maxdbs(q->env, 16)) ||
 	    (rc = mdb_env_set_mapsize(q->env, map_size ? map_size : DEFAULT_MAP_SIZE)) ||
-	    (rc = mdb_env_set_maxreaders(q->env, 256))) {
+	    (rc = mdb_env_set_maxreaders(q->env, o->max_readers ? o->max_readers
+							   : QUEUE_READERS_DEFAULT))) {
 		rc = queue__err(rc);
 		goto fail;
 	}
 	/* NOTLS: read snapshots are taken on the loop thread and in worker
 	 * threads alike; a reader slot must not be tied to a thread. */
 	unsigned ef = MDB_NOTLS | (flags & QUEUE_OPEN_RDONLY ? MDB_RDONLY : 0);
-	if ((rc = mdb_env_open(q->env, dir, ef, 0600))) {
+	if ((rc = mdb_env_open(q->env, dir, ef, 0640))) {
 		rc = rc == ENOENT ? QUEUE_ENOENT : queue__err(rc);
 		goto fail;
 	}
 	if (!(flags & QUEUE_OPEN_RDONLY) && (rc = sync_dir(dir)))
 		goto fail;
+	if (!(flags & QUEUE_OPEN_RDONLY))
+		share_with_group(dir);
 	queue_reader_check(q, NULL);
-	if ((rc = open_schema(q)))
+	if ((rc = queue__schema_open(q)))
 		goto fail;
 	if ((rc = queue__id_init(q)))
 		goto fail;
@@ -241,6 +240,7 @@ void queue_close(struct queue *q)
 {
 	if (!q)
 		return;
+	queue__id_fini(q);
 	if (q->env)
 		mdb_env_close(q->env);
 	pthread_mutex_destroy(&q->id_lock);

@@ -12,7 +12,14 @@
  *  - synchronously (queue_sync_*), one transaction per call, for the admin
  *    tools when the daemon is down and for tests.
  *
- * Reads take a short read-only snapshot (queue_read_begin/queue_read_end).
+ * Reads take a short read-only snapshot (queue_read_begin/queue_read_end),
+ * or copy out what they need in one call (queue_list_page, queue_body_copy).
+ *
+ * For the scheduler: the `due` and per-destination indexes say what is due
+ * where (queue_due_*, queue_dest_*); claims (queue_op_claim) keep work in
+ * flight from being handed out twice; atomic groups (queue_op_group) commit
+ * a recipient's fate, the bounce it causes and the message's removal
+ * together.  For the tools: the daemon lock (queue_lock_*).
  *
  * Every function returns 0 or a negative QUEUE_E* code; none aborts on bad
  * data or I/O errors.  Records from disk are validated before use.
@@ -40,6 +47,9 @@
  * Sticky: every later write fails with it.  The process must exit and be
  * restarted; the queue is recovered when it is opened again. */
 #define QUEUE_EFATAL   (-9)
+#define QUEUE_ESTALE   (-10)  /* the claim given is no longer the current one */
+#define QUEUE_EBUSY    (-11)  /* claimed by a delivery in flight, or locked */
+#define QUEUE_ESCHEMA  (-12)  /* written by another schema version */
 
 const char *queue_strerror(int err);
 
@@ -72,17 +82,46 @@ enum queue_rcpt_state {
 	QUEUE_RCPT_FAILED = 3,    /* permanently failed (terminal) */
 };
 
+/* Per-recipient flags (struct queue_rcpt.flags), for DSNs. */
+#define QUEUE_RF_WARNED     0x01u  /* delay warning sent for this recipient */
+#define QUEUE_RF_RELAYED    0x02u  /* sent to a next hop without DSN: "relayed" */
+#define QUEUE_RF_DELIVERED  0x04u  /* next hop took NOTIFY: "delivered" */
+#define QUEUE_RF_NOTIFIED   0x08u  /* success DSN queued */
+
 struct queue_rcpt {
 	char *addr;              /* envelope address without <> */
 	char *orcpt;             /* RFC 3461 ORCPT "addr-type;xtext", or NULL */
 	unsigned notify;         /* QUEUE_NOTIFY_* */
-	/* Delivery state; zero on submission. */
+	/* Delivery facts; zero/NULL on submission (ignored by a submit). */
 	enum queue_rcpt_state state;
 	int64_t next_attempt;    /* unix seconds; meaningful when pending/deferred */
 	uint32_t attempts;
 	char *dsn;               /* last enhanced status "4.4.1", or NULL */
-	char *reason;            /* last reason text, or NULL */
+	char *reason;            /* last reply or reason text, or NULL */
+	unsigned flags;          /* QUEUE_RF_* */
+	int64_t first_attempt;   /* unix seconds, 0: never tried */
+	int64_t last_attempt;
+	char *diag_type;         /* RFC 3464 Diagnostic-Code type ("smtp"), or NULL */
+	char *hop_host;          /* last next hop: name, address, port */
+	char *hop_ip;
+	unsigned hop_port;
+	/* The claim (see queue_op_claim): 0 when never claimed; the lease is
+	 * live while claim_until is in the future. */
+	uint64_t claim_gen;
+	int64_t claim_until;
+	uint64_t claim_owner;    /* the queue handle that took it */
 };
+
+/* One attempt in a recipient's history (the last QUEUE_HIST_MAX kept). */
+#define QUEUE_HIST_MAX 10
+struct queue_attempt {
+	int64_t when;            /* unix seconds */
+	char *hop_host, *hop_ip; /* or NULL */
+	unsigned hop_port;
+	char *dsn, *reply;       /* or NULL; reply cut at QUEUE_HIST_REPLY_MAX */
+};
+#define QUEUE_HIST_REPLY_MAX 512
+void queue_attempt_clear(struct queue_attempt *a, size_t n);
 
 struct queue_msg {
 	queue_id id;
@@ -111,9 +150,27 @@ struct queue;
 #define QUEUE_OPEN_RDONLY 0x01u
 
 /* Open (creating if needed, unless read-only) the queue in dir.
- * map_size is the LMDB map size in bytes (0: default 8 GiB). */
+ * map_size is the LMDB map size in bytes (0: default 8 GiB).  A queue of
+ * the previous schema is migrated by a writable open and refused
+ * (QUEUE_ESCHEMA) by a read-only one.  A writable open takes one of
+ * QUEUE_ID_SLOTS id slots (QUEUE_EBUSY when all are taken). */
 int queue_open(struct queue **qp, const char *dir, size_t map_size,
 	       unsigned flags);
+
+/* LMDB reader slots: every read snapshot open at one time in every
+ * process (daemon threads, deliveries streaming a body, tools) needs one.
+ * Reads here are short, so the daemon needs about delivery_concurrency
+ * plus its threads; QUEUE_READERS_TOOLS more are left for tools.  The
+ * first process to open the environment fixes the table's size. */
+#define QUEUE_READERS_DEFAULT 512
+#define QUEUE_READERS_TOOLS 64
+struct queue_open_opts {
+	size_t map_size;         /* 0: 8 GiB */
+	unsigned flags;          /* QUEUE_OPEN_* */
+	unsigned max_readers;    /* 0: QUEUE_READERS_DEFAULT */
+};
+int queue_open_opts(struct queue **qp, const char *dir,
+		    const struct queue_open_opts *o);
 /* Close; the writer, if started, must have been stopped. */
 void queue_close(struct queue *q);
 
@@ -125,7 +182,11 @@ void queue_close(struct queue *q);
 int queue_reader_check(struct queue *q, int *cleared);
 
 /* Allocate a fresh queue id, increasing with time and unique within this
- * queue (also across restarts, even if the clock steps back). */
+ * queue: across restarts and clock steps (a high-water mark in `meta`,
+ * raised by the commit that stores an id) and across processes (each
+ * writable handle allocates in its own id slot).  Read-only handles
+ * allocate nothing useful. */
+#define QUEUE_ID_SLOTS 8
 void queue_id_new(struct queue *q, queue_id *out);
 /* 1 when s is a syntactically valid queue id. */
 int queue_id_valid(const char *s);
@@ -155,7 +216,24 @@ int queue_spool_async(struct queue_spool *sp, uv_loop_t *loop,
 int queue_spool_busy(const struct queue_spool *sp);
 int queue_spool_pending(const struct queue_spool *sp);
 
-/* ---- reading ---- */
+/* ---- the daemon lock ----
+ * The daemon holds an exclusive lock on queue_dir/relayd.lock while it
+ * runs, so a tool knows whether to go through the control socket or
+ * straight to LMDB (holding the lock itself meanwhile, so that the daemon
+ * cannot start under it).  The lock dies with its process. */
+struct queue_lock;
+/* Take the lock (QUEUE_EBUSY when another process holds it) and write
+ * our pid into the file. */
+int queue_lock_acquire(const char *dir, struct queue_lock **lp);
+void queue_lock_release(struct queue_lock *l);
+/* 1 when another process holds the lock (its pid in *pid if known), 0
+ * when nobody does, or a negative QUEUE_E* code. */
+int queue_lock_probe(const char *dir, long *pid);
+
+/* ---- reading ----
+ * Every read here is short: a snapshot is held for one call (or between
+ * queue_read_begin and queue_read_end, which callers keep short), never
+ * across network I/O or a slow consumer. */
 
 struct queue_read;
 
@@ -180,6 +258,25 @@ int queue_body_chunk(struct queue_read *r, const char *id, uint32_t idx,
 /* Number of messages stored. */
 int queue_count(struct queue_read *r, uint64_t *n);
 
+/* The attempt history of recipient idx, oldest first, copied out: up to
+ * max entries in out (clear them with queue_attempt_clear), count in *n. */
+int queue_rcpt_history(struct queue_read *r, const char *id, uint32_t idx,
+		       struct queue_attempt *out, size_t max, size_t *n);
+
+/* Copy up to len bytes of message id's body from offset off into buf, in
+ * a snapshot of its own; *got is less than len only at the end.  This is
+ * how a delivery streams a body: bounded chunks, no snapshot held while
+ * the bytes go out. */
+int queue_body_copy(struct queue *q, const char *id, uint64_t off, void *buf,
+		    size_t len, size_t *got);
+
+/* A page of a listing: up to max messages after `after` (NULL: from the
+ * start), in id order, with their recipients, copied out of one snapshot
+ * of its own.  Each message is whole as of one commit; messages committed
+ * between pages appear or not, none appears twice.  Clear each message. */
+int queue_list_page(struct queue *q, const char *after, struct queue_msg *out,
+		    size_t max, size_t *n);
+
 /* The due index: (time, id, recipient index) triples in time order. */
 struct queue_due {
 	int64_t when;            /* unix seconds */
@@ -192,6 +289,32 @@ int queue_due_next(struct queue_read *r, int64_t until, struct queue_due *out,
 		   size_t max, size_t *n);
 /* The earliest entry; QUEUE_ENOENT when nothing is due. */
 int queue_due_first(struct queue_read *r, struct queue_due *out);
+
+/* Destinations.  Each live recipient of a message not held is indexed
+ * under its destination, the domain of its address in lower case (with a
+ * relayhost every recipient goes to one place and `due` is its queue).
+ * A destination is due at the later of its earliest recipient and its
+ * block (queue_op_dest_block): a blocked destination sorts by its end of
+ * block and is not read again until then. */
+#define QUEUE_DEST_MAX 255
+struct queue_dest {
+	char name[QUEUE_DEST_MAX + 1];
+	int64_t when;            /* due: max(earliest recipient, blocked_until) */
+	int64_t earliest;        /* earliest recipient's due time */
+	int64_t blocked_until;   /* 0: not blocked */
+	uint64_t nrcpt;          /* recipients indexed (live, not held) */
+};
+/* Up to max destinations due at or before `until`, earliest first. */
+int queue_dest_next(struct queue_read *r, int64_t until, struct queue_dest *out,
+		    size_t max, size_t *n);
+/* One destination's state; QUEUE_ENOENT when nothing is indexed there. */
+int queue_dest_get(struct queue_read *r, const char *dest, struct queue_dest *out);
+/* A destination's next batch: up to max of its recipients due at or before
+ * `until`, earliest first (the scheduler groups them per message). */
+int queue_dest_batch(struct queue_read *r, const char *dest, int64_t until,
+		     struct queue_due *out, size_t max, size_t *n);
+/* The destination of an address, as indexed (lower-case domain). */
+void queue_dest_of(const char *addr, char out[QUEUE_DEST_MAX + 1]);
 
 /* ---- mutations ----
  * Each mutation is described by a queue_op; the same op runs through the
@@ -210,7 +333,21 @@ struct queue_rcpt_update {
 	enum queue_rcpt_state state;    /* DEFERRED, SENT or FAILED */
 	int64_t next_attempt;           /* for DEFERRED: unix seconds */
 	const char *dsn;                /* enhanced status, may be NULL */
-	const char *reason;             /* text, may be NULL */
+	const char *reason;             /* reply or text, may be NULL */
+	/* The claim the delivery ran under (0: none, for a recipient nobody
+	 * holds).  A result under a claim that is no longer the current one
+	 * is refused with QUEUE_ESTALE; an unclaimed update of a recipient
+	 * claimed by a live lease with QUEUE_EBUSY. */
+	uint64_t claim;
+	/* The attempt: when (0: now), the next hop (NULL when none was
+	 * reached).  no_attempt: a decision without an attempt (expiry,
+	 * admin): no attempt counted, nothing in the history. */
+	int64_t when;
+	int no_attempt;
+	const char *diag_type;          /* "smtp", or NULL */
+	const char *hop_host, *hop_ip;
+	unsigned hop_port;
+	unsigned flags_set;             /* QUEUE_RF_* to set */
 };
 
 struct queue_op;
@@ -229,8 +366,52 @@ struct queue_op *queue_op_rcpt_update(const char *id,
 /* Set or clear message flags (e.g. QUEUE_F_WARNED). */
 struct queue_op *queue_op_flags(const char *id, unsigned set, unsigned clear);
 struct queue_op *queue_op_admin(const char *id, enum queue_admin_action a);
-/* Remove a message whose recipients are all terminal. */
+/* Remove a message whatever its recipients' states. */
 struct queue_op *queue_op_remove(const char *id);
+/* Remove a message if none of its recipients is live (else nothing). */
+struct queue_op *queue_op_remove_done(const char *id);
+/* Set or clear QUEUE_RF_* flags of recipients (e.g. WARNED). */
+struct queue_op *queue_op_rcpt_flags(const char *id, const uint32_t *rcpt,
+				     size_t n, unsigned set, unsigned clear);
+
+/* Atomic group: the ops (taken over, freed with the group) apply in one
+ * transaction, all or nothing: if one fails, the group's status is its
+ * error and none of them leaves a trace.  The writer never splits a group.
+ * E.g. mark recipients failed + submit the bounce + remove_done the
+ * original.  Groups do not nest. */
+struct queue_op *queue_op_group(struct queue_op **ops, size_t n);
+
+/* Claims.  A delivery claims the recipients it is handed: each live,
+ * unclaimed recipient of a message not held gets a new generation and a
+ * lease until now + lease; its due entries move to the end of the lease,
+ * so after a crash it is due again once the lease runs out.  While the
+ * lease is live, or the claim was taken by this very handle (a running
+ * daemon never hands one recipient to two deliveries), another claim,
+ * flush, requeue or release from hold leaves the recipient alone.  The
+ * result is a rcpt update carrying the generation (applied only if it is
+ * still current), or a release.  Items is (id, rcpt) pairs; `when` unused.
+ * NULL for a lease of zero, of more than a year, or no memory. */
+struct queue_op *queue_op_claim(const struct queue_due *items, size_t n,
+				int64_t now, int64_t lease);
+/* After the op completed: per item, the generation granted, 0 if refused
+ * (gone, terminal, held or claimed).  Valid while the op lives (in the
+ * completion callback, or until queue_op_free after queue_sync_run). */
+const uint64_t *queue_op_claim_gens(const struct queue_op *op, size_t *n);
+/* Declare that no other process delivers from this queue (the caller
+ * holds the daemon lock): claims taken by other handles are void for this
+ * one, whatever their lease, so an admin requeue or flush by a tool while
+ * the daemon is down, or a daemon after a crash, is not held up by leases
+ * of a dead process.  Claims of this handle still hold. */
+void queue_claims_void(struct queue *q);
+/* Give claims back without an attempt: due again at `due_at`. Items whose
+ * generation (gens[i]) is not current are skipped. */
+struct queue_op *queue_op_claim_release(const struct queue_due *items,
+					const uint64_t *gens, size_t n,
+					int64_t due_at);
+
+/* Block destination dest until `until` (0: unblock): its recipients are
+ * not offered by queue_dest_next before then. */
+struct queue_op *queue_op_dest_block(const char *dest, int64_t until);
 /* Ops that touch every message (admin ALL) are done by iterating ids. */
 void queue_op_free(struct queue_op *op);
 
@@ -261,7 +442,18 @@ void queue_writer_on_fatal(struct queue *q, queue_fatal_fn *fn, void *arg);
 struct queue_writer_stats {
 	uint64_t batches;
 	uint64_t ops;
+	uint64_t max_batch_ops;     /* the largest batch seen */
+	uint64_t max_batch_bytes;
 };
+
+/* A batch takes ops until one of these bounds is reached (the first op is
+ * always taken): twenty 35 MB messages ending together make several
+ * commits, not one 700 MB transaction.  Bytes are the bodies and records
+ * an op writes. */
+#define QUEUE_BATCH_MAX_OPS 4096
+#define QUEUE_BATCH_MAX_BYTES (64u << 20)
+/* Change the bounds (0: keep); for tests and benchmarks. */
+void queue_writer_set_limits(struct queue *q, size_t max_ops, size_t max_bytes);
 void queue_writer_stats(struct queue *q, struct queue_writer_stats *st);
 
 #endif

@@ -166,7 +166,7 @@ int queue__msg_decode(const void *p, size_t len, struct queue_msg *m)
 
 int queue__rcpt_encode(struct qbuf *b, const struct queue_rcpt *rc)
 {
-	qbuf_u8(b, QUEUE_RECORD_VERSION);
+	qbuf_u8(b, QUEUE_RCPT_VERSION);
 	qbuf_u8(b, (uint8_t)rc->state);
 	qbuf_u32(b, rc->notify);
 	qbuf_u64(b, (uint64_t)rc->next_attempt);
@@ -175,6 +175,17 @@ int queue__rcpt_encode(struct qbuf *b, const struct queue_rcpt *rc)
 	qbuf_str(b, rc->orcpt);
 	qbuf_str(b, rc->dsn);
 	qbuf_str(b, rc->reason);
+	/* Version 2 from here. */
+	qbuf_u32(b, rc->flags);
+	qbuf_u64(b, (uint64_t)rc->first_attempt);
+	qbuf_u64(b, (uint64_t)rc->last_attempt);
+	qbuf_str(b, rc->diag_type);
+	qbuf_str(b, rc->hop_host);
+	qbuf_str(b, rc->hop_ip);
+	qbuf_u32(b, rc->hop_port);
+	qbuf_u64(b, rc->claim_gen);
+	qbuf_u64(b, (uint64_t)rc->claim_until);
+	qbuf_u64(b, rc->claim_owner);
 	return b->err ? QUEUE_ENOMEM : 0;
 }
 
@@ -182,7 +193,8 @@ int queue__rcpt_decode(const void *p, size_t len, struct queue_rcpt *rc)
 {
 	struct qrd r = { .p = p, .len = len };
 	memset(rc, 0, sizeof(*rc));
-	if (qrd_u8(&r) != QUEUE_RECORD_VERSION)
+	uint8_t ver = qrd_u8(&r);
+	if (ver != 1 && ver != QUEUE_RCPT_VERSION)
 		return QUEUE_ECORRUPT;
 	uint8_t st = qrd_u8(&r);
 	rc->state = (enum queue_rcpt_state)st;
@@ -193,7 +205,19 @@ int queue__rcpt_decode(const void *p, size_t len, struct queue_rcpt *rc)
 	rc->orcpt = qrd_str(&r);
 	rc->dsn = qrd_str(&r);
 	rc->reason = qrd_str(&r);
-	if (r.err || !rc->addr || st > QUEUE_RCPT_FAILED) {
+	if (ver >= 2) {
+		rc->flags = qrd_u32(&r);
+		rc->first_attempt = (int64_t)qrd_u64(&r);
+		rc->last_attempt = (int64_t)qrd_u64(&r);
+		rc->diag_type = qrd_str(&r);
+		rc->hop_host = qrd_str(&r);
+		rc->hop_ip = qrd_str(&r);
+		rc->hop_port = qrd_u32(&r);
+		rc->claim_gen = qrd_u64(&r);
+		rc->claim_until = (int64_t)qrd_u64(&r);
+		rc->claim_owner = qrd_u64(&r);
+	}
+	if (r.err || !rc->addr || st > QUEUE_RCPT_FAILED || rc->hop_port > 65535) {
 		queue__rcpt_clear(rc);
 		return QUEUE_ECORRUPT;
 	}
@@ -206,7 +230,88 @@ void queue__rcpt_clear(struct queue_rcpt *rc)
 	free(rc->orcpt);
 	free(rc->dsn);
 	free(rc->reason);
+	free(rc->diag_type);
+	free(rc->hop_host);
+	free(rc->hop_ip);
 	memset(rc, 0, sizeof(*rc));
+}
+
+int queue__hist_encode(struct qbuf *b, const struct queue_attempt *a, size_t n)
+{
+	qbuf_u8(b, QUEUE_RECORD_VERSION);
+	qbuf_u8(b, (uint8_t)n);
+	for (size_t i = 0; i < n; i++) {
+		qbuf_u64(b, (uint64_t)a[i].when);
+		qbuf_str(b, a[i].hop_host);
+		qbuf_str(b, a[i].hop_ip);
+		qbuf_u32(b, a[i].hop_port);
+		qbuf_str(b, a[i].dsn);
+		qbuf_str(b, a[i].reply);
+	}
+	return b->err || n > QUEUE_HIST_MAX ? QUEUE_ENOMEM : 0;
+}
+
+int queue__hist_decode(const void *p, size_t len, struct queue_attempt *a,
+		       size_t *n)
+{
+	struct qrd r = { .p = p, .len = len };
+	*n = 0;
+	if (qrd_u8(&r) != QUEUE_RECORD_VERSION)
+		return QUEUE_ECORRUPT;
+	uint8_t cnt = qrd_u8(&r);
+	if (cnt > QUEUE_HIST_MAX)
+		return QUEUE_ECORRUPT;
+	for (size_t i = 0; i < cnt && !r.err; i++) {
+		struct queue_attempt *x = &a[i];
+		memset(x, 0, sizeof(*x));
+		x->when = (int64_t)qrd_u64(&r);
+		x->hop_host = qrd_str(&r);
+		x->hop_ip = qrd_str(&r);
+		x->hop_port = qrd_u32(&r);
+		x->dsn = qrd_str(&r);
+		x->reply = qrd_str(&r);
+		*n = i + 1;
+		if (x->hop_port > 65535)
+			r.err = 1;
+	}
+	if (r.err) {
+		queue_attempt_clear(a, *n);
+		*n = 0;
+		return QUEUE_ECORRUPT;
+	}
+	return 0;
+}
+
+void queue_attempt_clear(struct queue_attempt *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(a[i].hop_host);
+		free(a[i].hop_ip);
+		free(a[i].dsn);
+		free(a[i].reply);
+		memset(&a[i], 0, sizeof(a[i]));
+	}
+}
+
+int queue__dstate_encode(struct qbuf *b, const struct queue_dstate *d)
+{
+	qbuf_u8(b, QUEUE_RECORD_VERSION);
+	qbuf_u64(b, (uint64_t)d->earliest);
+	qbuf_u64(b, (uint64_t)d->blocked_until);
+	qbuf_u64(b, d->nrcpt);
+	return b->err ? QUEUE_ENOMEM : 0;
+}
+
+int queue__dstate_decode(const void *p, size_t len, struct queue_dstate *d)
+{
+	struct qrd r = { .p = p, .len = len };
+	memset(d, 0, sizeof(*d));
+	if (qrd_u8(&r) != QUEUE_RECORD_VERSION)
+		return QUEUE_ECORRUPT;
+	d->earliest = (int64_t)qrd_u64(&r);
+	d->blocked_until = (int64_t)qrd_u64(&r);
+	d->nrcpt = qrd_u64(&r);
+	return r.err ? QUEUE_ECORRUPT : 0;
 }
 
 void queue_msg_clear(struct queue_msg *m)

@@ -47,4 +47,20 @@ int queue__rcpt_encode(struct qbuf *b, const struct queue_rcpt *r);
 int queue__rcpt_decode(const void *p, size_t len, struct queue_rcpt *r);
 void queue__rcpt_clear(struct queue_rcpt *r);
 
+/* Attempt history (hist DBI): up to QUEUE_HIST_MAX attempts, oldest first.
+ * Decoding fills a[0..*n) (a has QUEUE_HIST_MAX entries). */
+int queue__hist_encode(struct qbuf *b, const struct queue_attempt *a, size_t n);
+int queue__hist_decode(const void *p, size_t len, struct queue_attempt *a,
+		       size_t *n);
+
+/* Destination state (dstate DBI). */
+#define QUEUE_NEVER INT64_MAX
+struct queue_dstate {
+	int64_t earliest;        /* QUEUE_NEVER when nothing is indexed */
+	int64_t blocked_until;   /* 0: not blocked */
+	uint64_t nrcpt;
+};
+int queue__dstate_encode(struct qbuf *b, const struct queue_dstate *d);
+int queue__dstate_decode(const void *p, size_t len, struct queue_dstate *d);
+
 #endif

@@ -8,9 +8,15 @@
  * cost is shared.  Completions go back to the loop thread through a
  * uv_async_t; callers never block.
  *
+ * A batch is bounded in ops and in bytes (QUEUE_BATCH_MAX_*): a
+ * transaction's dirty pages live in memory until the commit, and LMDB
+ * refuses a transaction past its dirty-page limit (MDB_TXN_FULL), so
+ * large messages finishing together commit in several batches.
+ *
  * If a batch fails (map full, disk full, I/O error) it is aborted and its
  * ops are retried one transaction each, so one oversized message cannot
- * fail its neighbours.  No network I/O ever happens in here.
+ * fail its neighbours.  An atomic group is one op: it is retried whole,
+ * never split.  No network I/O ever happens in here.
  *
  * An error that leaves the environment unusable (queue__fail) is sticky:
  * every op from then on fails with QUEUE_EFATAL without touching LMDB,
@@ -62,24 +68,41 @@ static int run_batch(struct queue *q, struct queue_op *batch)
 	return rc ? queue__fail(q, rc, 1) : 0;
 }
 
+/* Detach the next batch from the pending list: at least one op, then
+ * more while both bounds hold.  Called with w->mu held. */
+static struct queue_op *take_batch(struct queue_writer *w, uint64_t *nops,
+				   uint64_t *nbytes)
+{
+	struct queue_op *batch = w->pend, **tail = &w->pend;
+	*nops = *nbytes = 0;
+	while (*tail && (*nops == 0 ||
+			 (*nops < w->q->batch_max_ops &&
+			  *nbytes + (*tail)->bytes <= w->q->batch_max_bytes))) {
+		*nbytes += (*tail)->bytes;
+		(*nops)++;
+		tail = &(*tail)->next;
+	}
+	w->pend = *tail;
+	*tail = NULL;
+	if (!w->pend)
+		w->pend_tail = &w->pend;
+	return batch;
+}
+
 static void *writer_main(void *arg)
 {
 	struct queue_writer *w = arg;
 	for (;;) {
+		uint64_t n, bytes;
 		pthread_mutex_lock(&w->mu);
 		while (!w->pend && !w->stopping)
 			pthread_cond_wait(&w->cv, &w->mu);
-		struct queue_op *batch = w->pend;
-		w->pend = NULL;
-		w->pend_tail = &w->pend;
+		struct queue_op *batch = take_batch(w, &n, &bytes);
 		int stop = w->stopping && !batch;
 		pthread_mutex_unlock(&w->mu);
 		if (stop)
 			break;
 
-		uint64_t n = 0;
-		for (struct queue_op *op = batch; op; op = op->next)
-			n++;
 		if (run_batch(w->q, batch) != 0) {
 			/* Isolate the culprit: one transaction per op. */
 			for (struct queue_op *op = batch; op; op = op->next) {
@@ -93,6 +116,10 @@ static void *writer_main(void *arg)
 		append(&w->done_tail, batch);
 		w->stats.batches++;
 		w->stats.ops += n;
+		if (n > w->stats.max_batch_ops)
+			w->stats.max_batch_ops = n;
+		if (bytes > w->stats.max_batch_bytes)
+			w->stats.max_batch_bytes = bytes;
 		pthread_mutex_unlock(&w->mu);
 		uv_async_send(w->async);
 	}
@@ -213,4 +240,17 @@ void queue_writer_stats(struct queue *q, struct queue_writer_stats *st)
 	pthread_mutex_lock(&w->mu);
 	*st = w->stats;
 	pthread_mutex_unlock(&w->mu);
+}
+
+void queue_writer_set_limits(struct queue *q, size_t max_ops, size_t max_bytes)
+{
+	struct queue_writer *w = q->writer;
+	if (w)
+		pthread_mutex_lock(&w->mu);
+	if (max_ops)
+		q->batch_max_ops = max_ops;
+	if (max_bytes)
+		q->batch_max_bytes = max_bytes;
+	if (w)
+		pthread_mutex_unlock(&w->mu);
 }

@@ -422,13 +422,30 @@ int daemon_start(struct daemon *d)
 	d->loop = uv_default_loop();
 	if (start_privileged(d))
 		return -1;
-	int rc = queue_open(&d->queue, d->cfg->queue_dir,
-			    (size_t)d->cfg->queue_map_size, 0);
+	int rc = queue_lock_acquire(d->cfg->queue_dir, &d->qlock);
+	if (rc) {
+		log_err(LOG_SVC_MASTER, "cannot lock queue %s: %s",
+			d->cfg->queue_dir, rc == QUEUE_EBUSY ?
+			"another relayd or a queue tool is using it" : queue_strerror(rc));
+		return -1;
+	}
+	/* Reader slots: every delivery may stream a body at once, and tools
+	 * read beside us. */
+	uint64_t dc = d->cfg->delivery_concurrency;
+	struct queue_open_opts qo = {
+		.map_size = (size_t)d->cfg->queue_map_size,
+		.max_readers = (unsigned)(dc > 65536 ? 65536 : dc) + 16 +
+			       QUEUE_READERS_TOOLS,
+	};
+	rc = queue_open_opts(&d->queue, d->cfg->queue_dir, &qo);
 	if (rc) {
 		log_err(LOG_SVC_MASTER, "cannot open queue %s: %s",
 			d->cfg->queue_dir, queue_strerror(rc));
 		return -1;
 	}
+	/* We hold the lock: claims left by an earlier run are a dead
+	 * process's, and must not hold up a flush or a requeue. */
+	queue_claims_void(d->queue);
 	if ((rc = queue_writer_start(d->queue, d->loop))) {
 		log_err(LOG_SVC_MASTER, "cannot start queue writer: %s",
 			queue_strerror(rc));
@@ -468,6 +485,7 @@ int daemon_run(struct daemon *d)
 {
 	uv_run(d->loop, UV_RUN_DEFAULT);
 	queue_close(d->queue);
+	queue_lock_release(d->qlock);
 	log_info(LOG_SVC_MASTER, "stopped");
 	config_unref(d->cfg);
 	d->cfg = NULL;

@@ -17,6 +17,7 @@ struct daemon {
 	uv_loop_t *loop;
 	struct config *cfg;          /* current snapshot (one reference) */
 	struct queue *queue;
+	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
 	struct metrics_http *metrics;  /* metrics_listen; NULL: none */

@@ -36,11 +36,12 @@ int privs_own_dir(const char *dir, unsigned uid, unsigned gid, char *err,
 {
 	if (geteuid() != 0)
 		return 0;
-	if (mkdir(dir, 0700) && errno != EEXIST) {
+	/* 0750: members of the daemon's group read the queue (relayq). */
+	if (mkdir(dir, 0750) && errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (chown(dir, uid, gid) || chmod(dir, 0700)) {
+	if (chown(dir, uid, gid) || chmod(dir, 0750)) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -145,9 +146,10 @@ int privs_check_access(const char *path, int mode, const char *user,
 int privs_check_queue_owner(const char *dir, unsigned uid, const char *user,
 			    char *err, size_t errlen)
 {
-	/* LMDB's files: a tool run as root while the daemon was down
-	 * leaves them root's, and LMDB then fails with a bare EACCES. */
-	static const char *const files[] = { "", "/data.mdb", "/lock.mdb" };
+	/* LMDB's files and the daemon lock: a tool run as root while the
+	 * daemon was down leaves them root's, and opening them then fails
+	 * with a bare EACCES. */
+	static const char *const files[] = { "", "/data.mdb", "/lock.mdb", "/relayd.lock" };
 	char path[PATH_MAX], how[128];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		struct stat st;

@@ -7,6 +7,8 @@
  *                            "rcpt=ADDR state=N notify=N orcpt=..." per
  *                            recipient (a NULL string prints as empty)
  *   queue_dump DIR -l        the queue ids, one per line, in arrival order
+ *   queue_dump DIR -L        "running PID" when a daemon holds the queue's
+ *                            lock, else "stopped"
  *
  * Opens the queue read-only.  Exit 1 with a message on stderr when the
  * queue or the message is not there (or a read fails), 2 on bad usage.
@@ -71,16 +73,30 @@ static int dump_envelope(const struct queue_msg *m)
 	return 0;
 }
 
-static int print_id(const struct queue_msg *m, void *arg)
+/* The ids, a page at a time: no snapshot is held while stdout drains. */
+static int list_ids(struct queue *q)
 {
-	printf("%s\n", m->id.s);
+	struct queue_msg page[256];
+	char after[QUEUE_ID_LEN + 1] = "";
+	size_t n;
+	do {
+		int rc = queue_list_page(q, after[0] ? after : NULL, page, 256, &n);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < n; i++) {
+			printf("%s\n", page[i].id.s);
+			memcpy(after, page[i].id.s, sizeof(after));
+			queue_msg_clear(&page[i]);
+		}
+	} while (n == 256);
 	return 0;
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: queue_dump DIR ID [-e]\n"
-		"       queue_dump DIR -l\n");
+		"       queue_dump DIR -l\n"
+		"       queue_dump DIR -L\n");
 	exit(2);
 }
 
@@ -95,6 +111,19 @@ int main(int argc, char **argv)
 	if (argc < 3 || argc > 4)
 		usage();
 	dir = argv[1];
+	if (argc == 3 && strcmp(argv[2], "-L") == 0) {
+		long pid;
+		int held = queue_lock_probe(dir, &pid);
+		if (held < 0) {
+			fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(held));
+			return 1;
+		}
+		if (held)
+			printf("running %ld\n", pid);
+		else
+			printf("stopped\n");
+		return 0;
+	}
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-l") == 0)
 			list = 1;
@@ -120,7 +149,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (list) {
-		rc = queue_msg_iter(r, NULL, print_id, NULL);
+		queue_read_end(r);
+		r = NULL;
+		rc = list_ids(q);
 		if (rc)
 			fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(rc));
 		ret = rc || fflush(stdout) ? 1 : 0;

@@ -8,12 +8,17 @@
 # that every acknowledged message is in the queue, whole, with its
 # recipients due.  Rounds accumulate in one queue directory, so each round
 # also checks that the queue reopens writable after a crash.  TAP output.
+#
+# Other crash scenarios run through this same loop with another helper
+# that takes the same "child DIR ACKFILE SEED" and "verify DIR ACKFILE"
+# arguments and prints "verified N messages" (queue_bounce.sh):
+# QUEUE_CRASH_HELPER, QUEUE_CRASH_ROUNDS, QUEUE_CRASH_TIME.
 set -u
 
 : "${top_builddir:=.}"
-helper=$top_builddir/t/helpers/queue_crash
-rounds=50
-time_limit=240          # seconds, whatever the number of rounds done
+helper=$top_builddir/t/helpers/${QUEUE_CRASH_HELPER:-queue_crash}
+rounds=${QUEUE_CRASH_ROUNDS:-50}
+time_limit=${QUEUE_CRASH_TIME:-240}     # seconds, whatever the number of rounds done
 
 if [ ! -x "$helper" ]; then
 	echo "1..0 # SKIP $helper not built"

@@ -76,6 +76,11 @@ try:
         pass
     line = refused(r, "lock.mdb owned by root",
                    ["%s/lock.mdb" % r.queue_dir, "root:root", "not owned by user relayd"])
+    os.unlink(os.path.join(r.queue_dir, "lock.mdb"))
+    with open(os.path.join(r.queue_dir, "relayd.lock"), "w"):
+        pass
+    line = refused(r, "relayd.lock owned by root",
+                   ["%s/relayd.lock" % r.queue_dir, "root:root", "not owned by user relayd"])
     shutil.rmtree(r.queue_dir)
     # ---- certificate and key that do not match ----
     other_dir = os.path.join(r.dir, "other")

@@ -237,7 +237,7 @@ try:
          st.get("Groups"))
     qs = os.stat(r.queue_dir)
     t.eq(qs.st_uid, pw.pw_uid, "queue dir owned by relayd")
-    t.eq(stat.S_IMODE(qs.st_mode), 0o700, "queue dir mode 0700")
+    t.eq(stat.S_IMODE(qs.st_mode), 0o750, "queue dir mode 0750 (the group reads the queue)")
 
     # ---- SIGTERM: an idle TLS session is told, over TLS ----
     c, greet, e1, st, e2 = session(r.port_sub)

@@ -13,12 +13,17 @@ mk() { make -s --no-print-directory -C "$top_builddir" "$@"; }
 
 check "make install DESTDIR=... succeeds" mk install DESTDIR="$dest"
 # The directories this build installs into, as configure set them.
-dirs=$(mk --eval='print-dirs: ; @echo "$(sbindir)|$(bindir)|$(sysconfdir)|$(mandir)|$(systemdsystemunitdir)"' print-dirs)
-IFS='|' read -r sbindir bindir sysconfdir mandir unitdir <<<"$dirs"
+dirs=$(mk --eval='print-dirs: ; @echo "$(sbindir)|$(bindir)|$(sysconfdir)|$(mandir)|$(systemdsystemunitdir)|$(sbin_PROGRAMS)|$(bin_PROGRAMS)"' print-dirs)
+IFS='|' read -r sbindir bindir sysconfdir mandir unitdir sbin_progs bin_progs <<<"$dirs"
 diag "sbindir=$sbindir sysconfdir=$sysconfdir mandir=$mandir unitdir=$unitdir"
 
-for p in relayd relayctl; do
-	check "$p installed executable in sbin" test -x "$dest$sbindir/$p"
+check "relayd and relayctl are sbin programs" \
+	bash -c "[[ ' $sbin_progs ' == *' relayd/relayd '* && ' $sbin_progs ' == *' tools/relayctl '* ]]"
+for p in $sbin_progs; do
+	check "${p##*/} installed executable in sbin" test -x "$dest$sbindir/${p##*/}"
+done
+for p in $bin_progs; do
+	check "${p##*/} installed executable in bin" test -x "$dest$bindir/${p##*/}"
 done
 check "sample configuration in \$(sysconfdir)/relayd" \
 	cmp "$top_srcdir/etc/relayd.conf" "$dest$sysconfdir/relayd/relayd.conf.sample"

@@ -13,6 +13,7 @@
 #include <time.h>
 #include "log.h"
 #include "maillog.h"
+#include "metrics.h"
 #include "retry.h"
 #include "sched_int.h"
 
@@ -88,20 +89,33 @@ static void on_released(void *arg, int status, const struct queue_op *op)
 	op_back(arg);
 }
 
-static void count(struct sched *s, const struct queue_rcpt_update *u, size_t n,
-		  const struct apply *a)
+/* Counters and metrics of a committed attempt. */
+static void count(struct sched *s, const struct apply *a)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (u[i].state == QUEUE_RCPT_SENT)
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double age = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 -
+		     (double)a->m->m.arrival / 1e6;
+	for (size_t i = 0; i < a->nu; i++) {
+		const struct queue_rcpt_update *u = &a->u[i];
+		unsigned label;
+		if (u->state == QUEUE_RCPT_SENT) {
 			s->st.sent++;
-		else if (u[i].state == QUEUE_RCPT_DEFERRED)
+			label = METRIC_STATUS_SENT;
+		} else if (u->state == QUEUE_RCPT_DEFERRED) {
 			s->st.deferred++;
-		else if (u[i].dsn && strcmp(u[i].dsn, "4.4.7") == 0)
+			label = METRIC_STATUS_DEFERRED;
+		} else if (u->dsn && strcmp(u->dsn, "4.4.7") == 0) {
 			s->st.expired++;
-		else
+			label = METRIC_STATUS_EXPIRED;
+		} else {
 			s->st.bounced++;
+			label = METRIC_STATUS_BOUNCED;
+		}
+		metric_inc_label(METRIC_DELIVERY_RECIPIENTS, label);
+		if (u->state != QUEUE_RCPT_DEFERRED)
+			metric_observe(METRIC_DELIVERY_LATENCY, age > 0 ? age : 0);
 	}
-	(void)a;
 }
 
 static void on_one(void *arg, int status, const struct queue_op *op)
@@ -135,7 +149,7 @@ static void on_group(void *arg, int status, const struct queue_op *op)
 		for (size_t i = 0; i < a->nu; i++)
 			if (a->u[i].state == QUEUE_RCPT_DEFERRED)
 				a->maybe_gone = 0;
-		count(a->s, a->u, a->nu, a);
+		count(a->s, a);
 		if (a->report_id.s[0])
 			maillog_bounce(a->m->m.id.s, kind_name(a->kind), a->report_id.s);
 	} else if (status == QUEUE_ESTALE) {

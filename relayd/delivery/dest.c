@@ -68,6 +68,29 @@ size_t dest_count(const struct dest_table *t)
 	return t->n;
 }
 
+size_t dest_busiest(const struct dest_table *t, const struct dest **out,
+		    size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < DEST_BUCKETS && max; i++)
+		for (const struct dest *d = t->b[i]; d; d = d->next) {
+			if (!d->active)
+				continue;
+			/* insertion into the sorted top list */
+			size_t k = n < max ? n++ : max;
+			if (k == max && out[max - 1]->active >= d->active)
+				continue;
+			if (k == max)
+				k = max - 1;
+			while (k > 0 && out[k - 1]->active < d->active) {
+				out[k] = out[k - 1];
+				k--;
+			}
+			out[k] = d;
+		}
+	return n;
+}
+
 void dest_expire(struct dest_table *t, int64_t older)
 {
 	for (size_t i = 0; i < DEST_BUCKETS; i++)

@@ -35,6 +35,9 @@ void dest_table_free(struct dest_table *t);
 /* Find or (create) dest; NULL when out of memory or not found. */
 struct dest *dest_get(struct dest_table *t, const char *name, int create);
 size_t dest_count(const struct dest_table *t);
+/* Up to max destinations with deliveries running, busiest first. */
+size_t dest_busiest(const struct dest_table *t, const struct dest **out,
+		    size_t max);
 /* Forget idle destinations untouched since before `older`. */
 void dest_expire(struct dest_table *t, int64_t older);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include "log.h"
+#include "metrics.h"
 #include "sched_int.h"
 #include "tls.h"
 
@@ -423,6 +424,16 @@ static void on_housekeeping(uv_timer_t *t)
 	dest_expire(s->dests, time(NULL) - 3600);
 }
 
+/* relayd_delivery_in_flight{destination}: the busiest ten. */
+static void in_flight(struct metrics_out *o, void *arg)
+{
+	const struct sched *s = arg;
+	const struct dest *top[10];
+	size_t n = dest_busiest(s->dests, top, 10);
+	for (size_t i = 0; i < n; i++)
+		metrics_emit(o, top[i]->name, (double)top[i]->active);
+}
+
 int sched_new(struct sched **out, uv_loop_t *loop, struct queue *q,
 	      struct dns_resolver *dns, struct config *cfg)
 {
@@ -440,6 +451,9 @@ int sched_new(struct sched **out, uv_loop_t *loop, struct queue *q,
 	uv_timer_init(loop, &s->wake);
 	uv_timer_init(loop, &s->housekeeping);
 	s->timer.data = s->wake.data = s->housekeeping.data = s;
+	metrics_register(METRIC_DELIVERY_RECIPIENTS);
+	metrics_register(METRIC_DELIVERY_LATENCY);
+	metrics_gauge(METRIC_DELIVERY_IN_FLIGHT, in_flight, s);
 	*out = s;
 	return 0;
 }
@@ -566,6 +580,7 @@ void sched_free(struct sched *s)
 {
 	if (!s)
 		return;
+	metrics_gauge(METRIC_DELIVERY_IN_FLIGHT, NULL, NULL);
 	for (size_t i = 0; i < FL_BUCKETS; i++) {
 		for (struct fl_item *f = s->fl[i], *nx; f; f = nx) {
 			nx = f->next;

@@ -56,11 +56,6 @@ int bounce_wanted(unsigned notify, enum report_action a)
 	return 0;
 }
 
-uint64_t bounce_lifetime_for(const struct queue_msg *m, const struct config *cfg)
-{
-	return (m->flags & QUEUE_F_BOUNCE) ? cfg->bounce_lifetime : cfg->queue_lifetime;
-}
-
 static enum dsn_action dsn_action_of(enum report_action a)
 {
 	switch (a) {

@@ -23,6 +23,11 @@
  * spooled, and the submit op made there; the answer comes back on the
  * loop thread.
  *
+ * Lifetimes (bounce_lifetime for QUEUE_F_BOUNCE messages), when a delay
+ * warning is due and the flags that record it are the scheduler's
+ * (delivery/retry.h, delivery/apply.c); so is the "sender non-delivery
+ * notification: NEWID" log line, written once the group is durable.
+ *
  * Ownership: the service keeps a reference on its config snapshot and
  * uses the queue it was given, which must outlive it.
  */
@@ -47,11 +52,6 @@ const struct sched_report_ops *bounce_ops(struct bounce *b);
 /* Free.  Reports still being built finish first (the loop must run):
  * their answers are still delivered. */
 void bounce_free(struct bounce *b);
-
-/* How long message m is retried: bounce_lifetime for relayd's own
- * reports (QUEUE_F_BOUNCE), queue_lifetime for everything else, in
- * seconds.  For the scheduler's expiry. */
-uint64_t bounce_lifetime_for(const struct queue_msg *m, const struct config *cfg);
 
 /* The RFC 3461 rule above: 1 when recipient r wants to hear of action a. */
 int bounce_wanted(unsigned notify, enum report_action a);

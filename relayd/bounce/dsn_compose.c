@@ -23,7 +23,7 @@ struct dbuf {
 
 static void db_put(struct dbuf *b, const void *s, size_t n)
 {
-	if (b->err)
+	if (b->err || n == 0)
 		return;
 	if (n > b->max - b->len) {
 		b->err = -1;
@@ -477,9 +477,42 @@ static int read_original(const struct dsn_report *r, int full, struct dbuf *o)
 			keep--;
 		o->len = keep >= 2 ? keep : 0;
 	}
-	if (o->len > 0 && (o->len < 2 || memcmp(o->p + o->len - 2, "\r\n", 2) != 0))
-		db_puts(o, "\r\n");
 	return o->err;
+}
+
+/* The original as it may go into the report: every line ends in CRLF
+ * (a bare CR or LF becomes one) and none is longer than 998 octets (a
+ * longer one is broken, as a folded continuation while in the header
+ * section).  The queue only holds what the SMTP server accepted, which
+ * has this shape already; this keeps the report valid whatever is there. */
+static int normalise(struct dbuf *o)
+{
+	struct dbuf n = { .max = 2 * o->len + o->len / 998 * 3 + 4 };
+	int in_head = 1;
+	size_t col = 0;
+	for (size_t i = 0; i < o->len; i++) {
+		char c = o->p[i];
+		if (c == '\r' || c == '\n') {
+			if (c == '\r' && i + 1 < o->len && o->p[i + 1] == '\n')
+				i++;
+			if (col == 0)
+				in_head = 0;
+			db_put(&n, "\r\n", 2);
+			col = 0;
+			continue;
+		}
+		if (col >= 998) {
+			db_put(&n, in_head ? "\r\n " : "\r\n", in_head ? 3 : 2);
+			col = in_head ? 1 : 0;
+		}
+		db_put(&n, &c, 1);
+		col++;
+	}
+	if (col > 0)
+		db_put(&n, "\r\n", 2);
+	free(o->p);
+	*o = n;
+	return n.err;
 }
 
 static int has_8bit(const char *p, size_t n)
@@ -561,7 +594,8 @@ int dsn_compose(const struct dsn_report *r, struct dsn_result *out)
 		   r->orig_size + DSN_OVERHEAD_MAX <= r->size_limit;
 	put_text_part(&parts[0], r, !full);
 	put_status_part(&parts[1], r);
-	if (r->read && (rc = read_original(r, full, &parts[2])))
+	if (r->read && ((rc = read_original(r, full, &parts[2])) ||
+			(rc = normalise(&parts[2]))))
 		goto fail;
 	rc = -1;
 	if (parts[0].err || parts[1].err)

@@ -196,6 +196,34 @@ int main(void)
 	   "success notice: relayed, headers only even with RET=FULL");
 	ok(s && !strstr(s, "Will-Retry-Until"), "no Will-Retry-Until unless delayed");
 
+	/* An original with bare line ends and over-long lines still makes
+	 * a report of CRLF lines within 998 octets. */
+	static char odd[4200];
+	size_t ol = 0;
+	ol += (size_t)sprintf(odd + ol, "Subject: ");
+	memset(odd + ol, 's', 1200);
+	ol += 1200;
+	ol += (size_t)sprintf(odd + ol, "\nX-A: b\r\rX-B: c\r\n\r\nbody\n");
+	memset(odd + ol, 'b', 2500);
+	ol += 2500;
+	struct mem mo2 = { odd, ol };
+	r.kind = DSN_KIND_FAILURE;
+	rc[0].action = DSN_ACTION_FAILED;
+	rc[0].status = "5.1.1";
+	r.read = read_mem;
+	r.read_arg = &mo2;
+	r.orig_size = ol;
+	s = compose(&r);
+	ok(s && res.full && lines_ok(res.data, res.len, 998),
+	   "RET=FULL of an odd original: CRLF lines within 998");
+	ok(s && strstr(s, "\r\nX-A: b\r\n\r\nX-B: c\r\n") && strstr(s, "ss\r\n sss"),
+	   "bare CR/LF made CRLF, a long header line folded");
+	r.ret_full = 0;
+	s = compose(&r);
+	ok(s && lines_ok(res.data, res.len, 998) && !res.full, "headers of it: same");
+	r.read_arg = &mo;
+	r.orig_size = mo.len;
+
 	/* A read error is reported, not papered over. */
 	r.read = read_fail;
 	ok(compose(&r) == NULL, "a read error fails the report");

@@ -12,6 +12,7 @@
 struct smtp_server;
 struct dns_resolver;
 struct sched;
+struct bounce;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -21,6 +22,7 @@ struct daemon {
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
 	struct sched *sched;         /* the delivery scheduler */
+	struct bounce *bounce;       /* its report (DSN) service */
 	int stop_waiting;            /* server and scheduler still stopping */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reader_timer;     /* clears dead readers' slots */

@@ -400,6 +400,11 @@ static int start_resolver(struct daemon *d)
 		log_err(LOG_SVC_MASTER, "cannot start the resolver: out of memory");
 		return -1;
 	}
+	/* RELAYD_PREFER_IPV6=1 (tests only, not a configuration key): IPv6
+	 * first, as on a host with a global IPv6 address. */
+	const char *v6 = getenv("RELAYD_PREFER_IPV6");
+	if (v6 && strcmp(v6, "1") == 0)
+		rc.opt.prefer_ipv6 = 1;
 	int rc_new = dns_resolver_new(&d->dns, d->loop, &rc.opt, err, sizeof(err));
 	resolver_conf_free(&rc);
 	if (rc_new) {

@@ -490,17 +490,22 @@ static void on_closed(void *arg, const struct smtp_client_result *res)
 			return;
 		}
 	}
+	/* messages never tried on this connection (the hop closed it while
+	 * idle) go again to the same hop on a fresh one, a few times */
+	int unsent = j->ready && j->todo != NULL;
 	carry_to_todo(j);
 	if (!j->todo) {
 		j->state = JOB_END;
 		maybe_end(j);
 		return;
 	}
-	if (j->hop_again) {
+	if ((j->hop_again || unsent) && j->reconnects < 3) {
 		j->hop_again = 0;
+		j->reconnects++;
 		connect_hop(j);
 		return;
 	}
+	j->hop_again = 0;
 	int v6 = !j->ready && v6_fallback(j, &res->fact);
 	if (j->hop + 1 < j->nhops && (out.try_next || v6 || j->ready)) {
 		j->hop++;

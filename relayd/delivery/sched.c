@@ -355,8 +355,8 @@ static void on_claimed(void *arg, int status, const struct queue_op *op)
 		log_warn(LOG_SVC_QMGR, "claim for %s failed: %s", j->dest,
 			 queue_strerror(status));
 	delivery_claimed(j, gens, gens ? n : 0);
-	sched__op_done(s);
 	sched_wake(s);
+	sched__op_done(s);
 }
 
 static void start_claim(struct sched *s, struct job *j)
@@ -373,16 +373,24 @@ static void start_claim(struct sched *s, struct job *j)
 
 /* ---- life cycle ---- */
 
+/* The timers' memory is ours until their close callbacks: the stop is
+ * reported, and the scheduler may be freed, after the last one. */
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct sched *s = h->data;
+	if (--s->closing == 0)
+		s->stop_done(s->stop_arg);
+}
+
 static void maybe_stopped(struct sched *s)
 {
-	if (!s->stopping || s->njobs || s->pending_ops || !s->stop_done)
+	if (!s->stopping || s->njobs || s->pending_ops || !s->stop_done ||
+	    s->closing)
 		return;
-	void (*done)(void *) = s->stop_done;
-	s->stop_done = NULL;
-	uv_close((uv_handle_t *)&s->timer, NULL);
-	uv_close((uv_handle_t *)&s->wake, NULL);
-	uv_close((uv_handle_t *)&s->housekeeping, NULL);
-	done(s->stop_arg);
+	s->closing = 3;
+	uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+	uv_close((uv_handle_t *)&s->wake, on_timer_closed);
+	uv_close((uv_handle_t *)&s->housekeeping, on_timer_closed);
 }
 
 void sched__op_done(struct sched *s)

@@ -36,7 +36,7 @@ struct sched {
 	struct job *jobs;
 	unsigned njobs;
 	unsigned pending_ops;        /* writer ops not yet called back */
-	int started, stopping;
+	int started, stopping, closing;
 	void (*stop_done)(void *arg);
 	void *stop_arg;
 	struct sched_stats st;
@@ -98,6 +98,7 @@ struct job {
 	size_t nhops, hop;
 	struct smtp_client *cl;
 	int ready, reached, clear_retry, hop_again;
+	unsigned reconnects;          /* fresh connections to the same hop */
 	unsigned sent_on_conn;
 	enum config_tls_level tls;
 	int64_t claimed_at;

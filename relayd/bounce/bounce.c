@@ -109,7 +109,7 @@ static void job_work(uv_work_t *w)
 		j->status = src.err ? src.err : QUEUE_ENOMEM;
 		return;
 	}
-	struct queue_spool *sp;
+	struct queue_spool *sp = NULL;
 	if ((rc = queue_spool_new(j->b->q, &sp)) ||
 	    (rc = queue_spool_write(sp, res.data, res.len))) {
 		if (rc && sp)

@@ -600,8 +600,13 @@ int dsn_compose(const struct dsn_report *r, struct dsn_result *out)
 	rc = -1;
 	if (parts[0].err || parts[1].err)
 		goto fail;
+	/* The sender goes into To:; keeping the boundary out of it too
+	 * makes "nowhere but on its delimiter lines" hold for the whole
+	 * report, not just the body. */
 	char boundary[200];
-	pick_boundary(boundary, sizeof(boundary), r, parts, 3);
+	struct dbuf look[4] = { parts[0], parts[1], parts[2],
+				{ .p = (char *)r->to, .len = strlen(r->to) } };
+	pick_boundary(boundary, sizeof(boundary), r, look, 4);
 	int text8 = has_8bit(parts[0].p, parts[0].len);
 	int stat8 = has_8bit(parts[1].p, parts[1].len);
 	int orig8 = has_8bit(parts[2].p, parts[2].len);

@@ -105,9 +105,15 @@ static size_t piece_len(const char *s)
 	return n;
 }
 
+/* Longest line a word may make before it is cut (RFC 5322 §2.1.1 allows
+ * 998 octets): a long address or host name is kept whole, not broken at
+ * the folding width, where unfolding would put a space inside it. */
+#define HARD_WIDTH 990
+
 /* Write words of cleaned text s, breaking lines before `width` columns
  * with `cont` (CRLF plus indentation); *col is the current column.  A
- * word too long for any line is cut between UTF-8 sequences. */
+ * word too long for a line of its own is cut at HARD_WIDTH, between
+ * UTF-8 sequences. */
 static void put_wrapped(struct dbuf *b, const char *s, size_t *col,
 			size_t width, const char *cont)
 {
@@ -128,8 +134,10 @@ static void put_wrapped(struct dbuf *b, const char *s, size_t *col,
 		}
 		any = 1;
 		while (w > 0) {
-			size_t room = width > *col ? width - *col : 0, take = 0;
-			while (take < w && take + piece_len(s + take) <= room)
+			size_t limit = *col == indent ? HARD_WIDTH : width;
+			size_t room = limit > *col ? limit - *col : 0, take = 0;
+			while (take < w && take + piece_len(s + take) <= room &&
+			       take + piece_len(s + take) <= w)
 				take += piece_len(s + take);
 			if (take == 0 && *col == indent)
 				take = piece_len(s);
@@ -163,8 +171,14 @@ static void put_field(struct dbuf *b, const char *name, const char *value, int u
 static void put_utf8_addr(struct dbuf *b, const char *a, int utf8)
 {
 	const unsigned char *s = (const unsigned char *)a;
-	size_t n = strnlen(a, CLEAN_IN_MAX);
+	size_t n = strnlen(a, CLEAN_IN_MAX), start = b->len;
 	for (size_t i = 0; i < n;) {
+		/* Not folded (a space would enter the address): an address
+		 * this long is not one SMTP could carry, and is cut. */
+		if (b->len - start > 900) {
+			db_puts(b, "...");
+			break;
+		}
 		uint32_t cp;
 		size_t l = text_utf8_len(s + i, n - i, &cp);
 		if (l == 0) {

@@ -67,13 +67,6 @@ static int lines_ok(const char *s, size_t len, size_t maxline)
 	return col == 0;
 }
 
-/* The header section of the report (up to the first blank line). */
-static size_t head_len(const char *s)
-{
-	const char *e = strstr(s, "\r\n\r\n");
-	return e ? (size_t)(e - s) + 2 : strlen(s);
-}
-
 int main(void)
 {
 	static const char orig[] = "From: a@example.org\r\nSubject: test\r\n\r\n"
@@ -165,15 +158,38 @@ int main(void)
 	r.utf8 = 0;
 	rc[0].addr = "bob@example.com";
 
-	/* Long replies are folded; a single huge word is cut. */
+	/* Long replies are folded; a long word is kept whole up to the
+	 * line limit, a longer one cut. */
 	char longw[1500];
-	memset(longw, 'x', sizeof(longw) - 1);
+	for (size_t i = 0; i < sizeof(longw) - 1; i++)
+		longw[i] = i % 9 == 8 ? ' ' : 'w';
 	longw[sizeof(longw) - 1] = '\0';
 	rc[0].reply = longw;
 	s = compose(&r);
-	ok(s && lines_ok(res.data, head_len(s), 78), "headers folded at 78");
+	ok(s && lines_ok(res.data, res.len, 78), "a long reply is folded at 78");
+	memset(longw, 'x', sizeof(longw) - 1);
+	s = compose(&r);
 	ok(s && lines_ok(res.data, res.len, 998), "a 1,500-byte word does not make a long line");
+	char longa[200];
+	memset(longa, 'a', 150);
+	strcpy(longa + 150, "@example.com");
+	rc[0].addr = longa;
 	rc[0].reply = "550 no";
+	s = compose(&r);
+	char want[300];
+	snprintf(want, sizeof(want), "Final-Recipient: rfc822;\r\n    %s\r\n", longa);
+	ok(s && strstr(s, want), "a long address is folded before, never inside");
+	rc[0].addr = "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97"
+		     "\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97\x97";
+	s = compose(&r);
+	ok(s && lines_ok(res.data, res.len, 998), "an unprintable address cannot make a long line");
+	rc[0].addr = "bob@example.com";
 
 	/* Delay warning and success notice. */
 	r.kind = DSN_KIND_DELAY;

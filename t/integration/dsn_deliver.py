@@ -43,7 +43,7 @@ def submit(r, rcpts, mail_params="", sender=SENDER, subject="test", body=None):
     c.cmd("DATA")
     data = body or ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nHello.\r\n" %
                     (sender, rcpts[0][0], subject))
-    c.send(data.encode())
+    c.send(data.encode("utf-8"))
     c.send(b".\r\n")
     last = c.reply() or ""
     c.cmd("QUIT")
@@ -100,7 +100,13 @@ try:
     q6 = submit(r, [("soft@dest.test", "")], subject="sixth")
     # NOTIFY=FAILURE: no delay warning, the expiry bounce.
     q7 = submit(r, [("soft2@dest.test", "NOTIFY=FAILURE")], subject="seventh")
-    t.ok(all([q1, q2, q3, q4, q5, q6, q7]), "seven messages queued")
+    # 8-bit content, and an SMTPUTF8 sender.
+    q8 = submit(r, [("hard@dest.test", "")], mail_params="BODY=8BITMIME RET=FULL",
+                body="From: <%s>\r\nSubject: caf\u00e9\r\n\r\n\u00e9t\u00e9\r\n" % SENDER)
+    U = "j\u00f6rg@client.test"
+    q9 = submit(r, [("hard@dest.test", "")], mail_params="SMTPUTF8 BODY=8BITMIME",
+                sender=U, body="From: <%s>\r\nSubject: gr\u00fc\u00dfe\r\n\r\nhi\r\n" % U)
+    t.ok(all([q1, q2, q3, q4, q5, q6, q7, q8, q9]), "nine messages queued")
 
     # 1. 550 at RCPT.
     t.ok(wait_for(lambda: reports(sink, q1)), "550 at RCPT: a bounce reached the sender's hop",
@@ -153,6 +159,25 @@ try:
     t.eq([k for k, _ in notes(r, q4)], ["delivery status"],
          "log: sender delivery status notification")
 
+    # 8/9. 8-bit and SMTPUTF8 originals.
+    t.ok(wait_for(lambda: reports(sink, q8) and reports(sink, q9)), "8-bit and SMTPUTF8: bounced")
+    got = reports(sink, q8)
+    if got:
+        m, raw = got[0]
+        problems, p = check_report(raw, eightbit_ok=True)
+        t.ok(not problems, "8-bit: valid report", "\n".join(problems))
+        t.ok("BODY=8BITMIME" in m["mail_options"], "8-bit: the report is sent BODY=8BITMIME",
+             m["mail_options"])
+        t.ok("caf\u00e9".encode() in p.get("orig", b""), "8-bit: the original returned as is")
+    got = reports(sink, q9)
+    if got:
+        m, raw = got[0]
+        problems, p = check_report(raw, eightbit_ok=True, utf8=True)
+        t.ok(not problems, "SMTPUTF8: valid global report", "\n".join(problems))
+        t.eq(m["rcpts"], [U], "SMTPUTF8: to the UTF-8 sender")
+        t.ok("SMTPUTF8" in m["mail_options"], "SMTPUTF8: the report is sent SMTPUTF8",
+             m["mail_options"])
+
     # 6/7. Delay warning, then expiry.
     t.ok(wait_for(lambda: len(reports(sink, q6)) >= 2, timeout=30),
          "450 until expiry: a warning, then a bounce", r.log()[-3000:])
@@ -181,7 +206,7 @@ try:
     t.eq(len(bounced), 1, "the null-sender failure is logged as bounced")
 
     # The reports themselves: from <>, delivered once each, then removed.
-    ids = [n for q in (q1, q2, q4, q6, q7) for _, n in notes(r, q)]
+    ids = [n for q in (q1, q2, q4, q6, q7, q8, q9) for _, n in notes(r, q)]
     t.ok(wait_for(lambda: all(removed(r, i) for i in ids)), "every report delivered and removed")
     t.eq(len([m for m in sink.messages if m["from"] in ("", "<>")]), len(ids),
          "one delivery per report, none twice")

@@ -221,18 +221,22 @@ static void put_addr_field(struct dbuf *b, const char *name, const char *addr, i
 	db_puts(b, "\r\n");
 }
 
+/* Value of an upper-case hex digit (xtext allows no other), or -1. */
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 int dsn_xtext_decode(const char *in, char *out, size_t outlen)
 {
 	size_t o = 0;
 	for (const char *s = in; *s; s++) {
 		unsigned c = (unsigned char)*s;
 		if (c == '+') {
-			unsigned v;
-			if (sscanf(s + 1, "%2X", &v) != 1 || !s[1] || !s[2] ||
-			    strchr("0123456789ABCDEF", s[1]) == NULL ||
-			    strchr("0123456789ABCDEF", s[2]) == NULL)
+			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+			if (lo < 0)
 				return -1;
-			c = v;
+			c = (unsigned)(hi << 4 | lo);
 			s += 2;
 		}
 		if (c < 0x20 || c >= 0x7f || o + 1 >= outlen)
@@ -245,9 +249,11 @@ int dsn_xtext_decode(const char *in, char *out, size_t outlen)
 	return 0;
 }
 
-/* Original-Recipient from an ORCPT "addr-type;xtext": the xtext decoded
- * when that gives printable ASCII (RFC 3461 §6.3's form), else kept
- * encoded; an ORCPT whose type is not an atom is left out. */
+/* Original-Recipient from an ORCPT "addr-type;xtext" (RFC 3461 §6.3(d):
+ * its value taken from the ORCPT): the type as given, the xtext decoded
+ * when that gives printable ASCII, else kept encoded (a utf-8 type is
+ * RFC 6533's own encoding and stays as it is); an ORCPT whose type is
+ * not an atom is left out. */
 static void put_orcpt(struct dbuf *b, const char *orcpt)
 {
 	const char *semi = strchr(orcpt, ';');

@@ -505,8 +505,25 @@ static int read_original(const struct dsn_report *r, int full, struct dbuf *o)
  * longer one is broken, as a folded continuation while in the header
  * section).  The queue only holds what the SMTP server accepted, which
  * has this shape already; this keeps the report valid whatever is there. */
+/* 1 when p already has that shape (what the SMTP server stores). */
+static int well_formed(const char *p, size_t len)
+{
+	size_t col = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n') {
+			i++;
+			col = 0;
+		} else if (p[i] == '\r' || p[i] == '\n' || ++col > 998) {
+			return 0;
+		}
+	}
+	return col == 0;
+}
+
 static int normalise(struct dbuf *o)
 {
+	if (well_formed(o->p, o->len))
+		return 0;    /* no second copy of a large original */
 	struct dbuf n = { .max = 2 * o->len + o->len / 998 * 3 + 4 };
 	int in_head = 1;
 	size_t col = 0;

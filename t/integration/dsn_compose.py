@@ -158,6 +158,20 @@ many = [("u%d@example.com" % i, "-", "failed", "5.1.1", "mx.example.com", "smtp"
 out, p, _ = checked("200 recipients", ["alice@example.org"], many)
 t.eq(len(p.get("recipients", [])), 200, "200 recipient groups")
 
+# Golden: a delay warning and an RFC 6533 report, byte for byte.
+origu = orig_file("origu.eml", b"From: J\xc3\xb6rg <j\xc3\xb6rg@b\xc3\xbccher.example>\r\n"
+                  b"Subject: gr\xc3\xbc\xc3\x9fe\r\n\r\nhi\r\n")
+for name, args, rc, kw in (
+        ("delay.eml", ["-k", "delay", "-o", orig, "alice@example.org"],
+         ("bob@example.com", "-", "delayed", "4.4.1", "mx.example.com", "smtp",
+          "421 4.4.1 mx.example.com: connection timed out, try again later"), {}),
+        ("smtputf8.eml", ["-u", "-o", origu, "j\u00f6rg@b\u00fccher.example"],
+         ("\u7528\u6237@\u4f8b\u5b50.example", "-", "failed", "5.1.1", "mx.example.com",
+          "smtp", "550 5.1.1 unbekannter Empf\u00e4nger"), {"eightbit_ok": True, "utf8": True})):
+    out, p, _ = checked("golden " + name, args, [rc], **kw)
+    with open(os.path.join(GOLDEN, name), "rb") as f:
+        t.ok(out == f.read(), "matches dsn_golden/" + name)
+
 # 10. The checker itself rejects broken reports (so the checks above can fail).
 with open(os.path.join(GOLDEN, "failure.eml"), "rb") as f:
     good = f.read()

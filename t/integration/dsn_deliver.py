@@ -214,6 +214,21 @@ try:
 finally:
     rc = r.stop()
     t.eq(rc, 0, "clean stop")
+    r.cleanup()
+
+# delay_warning = 0: no warning, only the bounce at expiry.
+r = Relayd(conf="relayhost = [127.0.0.2]:%d\nretry_min = 1s\nretry_max = 1s\n"
+           "delay_warning = 0\nqueue_lifetime = 4s\n" % sink.port)
+try:
+    r.start()
+    q = submit(r, [("soft@dest.test", "")], subject="no warning")
+    t.ok(wait_for(lambda: reports(sink, q), timeout=30), "delay_warning = 0: the expiry bounce")
+    time.sleep(1)
+    got = reports(sink, q)
+    acts = [(check_report(raw)[1].get("recipients") or [{}])[0].get("action") for _, raw in got]
+    t.eq(acts, ["failed"], "delay_warning = 0: no delay warning before it")
+finally:
+    t.eq(r.stop(), 0, "clean stop")
     sink.stop()
     r.cleanup()
 t.done()

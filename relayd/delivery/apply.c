@@ -31,7 +31,7 @@ struct apply {
 	queue_id report_id;
 	int report_status;
 	unsigned outstanding;        /* writer ops not yet back */
-	int all_final;               /* every recipient of the message final */
+	int maybe_gone;              /* committed, none of ours still live */
 	unsigned warn_flag;
 };
 
@@ -47,7 +47,10 @@ static void finalize(struct apply *a)
 	struct dmsg *m = a->m;
 	for (size_t i = 0; i < m->n; i++)
 		sched__fl_del(s, m->m.id.s, m->r[i].idx);
-	if (sched__fm_unref(s, m->m.id.s) && a->all_final) {
+	/* The last delivery of a message to finish looks whether it is
+	 * gone: another one, to another destination, may have loaded it
+	 * before this one's recipients were final. */
+	if (sched__fm_unref(s, m->m.id.s) && a->maybe_gone) {
 		struct queue_read *r;
 		struct queue_msg tmp;
 		memset(&tmp, 0, sizeof(tmp));
@@ -128,6 +131,10 @@ static void on_group(void *arg, int status, const struct queue_op *op)
 	struct apply *a = arg;
 	(void)op;
 	if (status == 0) {
+		a->maybe_gone = 1;
+		for (size_t i = 0; i < a->nu; i++)
+			if (a->u[i].state == QUEUE_RCPT_DEFERRED)
+				a->maybe_gone = 0;
 		count(a->s, a->u, a->nu, a);
 		if (a->report_id.s[0])
 			maillog_bounce(a->m->m.id.s, kind_name(a->kind), a->report_id.s);
@@ -139,7 +146,6 @@ static void on_group(void *arg, int status, const struct queue_op *op)
 	} else if (status != QUEUE_ENOENT) {
 		log_warn(LOG_SVC_QMGR, "%s: recording the results failed: %s",
 			 a->m->m.id.s, queue_strerror(status));
-		a->all_final = 0;
 	}
 	op_back(a);
 }
@@ -149,7 +155,6 @@ static void log_rcpt(const struct apply *a, const struct drcpt *r,
 {
 	const struct dmsg *m = a->m;
 	double arrival = (double)m->m.arrival / 1e6;
-	double claimed = m->j ? (double)m->j->claimed_at : 0;
 	struct maillog_delivery d = {
 		.id = m->m.id.s,
 		.rcpt = m->m.rcpt[r->idx].addr,
@@ -161,14 +166,15 @@ static void log_rcpt(const struct apply *a, const struct drcpt *r,
 			  u->state == QUEUE_RCPT_DEFERRED ? "deferred" : "bounced",
 		.reason = u->reason,
 	};
-	d.delay = (double)a->now - arrival;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d.delay = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - arrival;
 	if (d.delay < 0)
 		d.delay = 0;
 	d.delays[0] = 0;
 	d.delays[2] = m->setup;
 	d.delays[3] = m->xfer;
 	d.delays[1] = d.delay - m->setup - m->xfer;
-	(void)claimed;
 	if (d.delays[1] < 0)
 		d.delays[1] = 0;
 	maillog_delivery(&d);
@@ -185,8 +191,7 @@ static void commit(struct apply *a)
 			if (a->u[i].state == QUEUE_RCPT_FAILED) {
 				a->u[i].state = QUEUE_RCPT_DEFERRED;
 				a->u[i].next_attempt = a->now + (int64_t)s->cfg->retry_min;
-				a->all_final = 0;
-			}
+					}
 		if (a->report_op) {
 			queue_op_free(a->report_op);
 			a->report_op = NULL;
@@ -215,7 +220,6 @@ static void commit(struct apply *a)
 			if (ops[i])
 				queue_op_free(ops[i]);
 		log_warn(LOG_SVC_QMGR, "%s: out of memory recording results", m->m.id.s);
-		a->all_final = 0;
 	} else {
 		submit(a, g, on_group);
 	}
@@ -362,25 +366,6 @@ static int build_updates(struct apply *a)
 	return 0;
 }
 
-/* Are all of the message's recipients final once u applies? */
-static int all_final(const struct apply *a)
-{
-	const struct dmsg *m = a->m;
-	for (uint32_t i = 0; i < m->m.nrcpt; i++) {
-		int st = m->m.rcpt[i].state, mine = 0;
-		for (size_t k = 0; k < a->nu; k++)
-			if (a->u[k].rcpt == i) {
-				st = a->u[k].state;
-				mine = 1;
-			}
-		if (!mine && m->m.rcpt[i].state <= QUEUE_RCPT_DEFERRED)
-			return 0;
-		if (st != QUEUE_RCPT_SENT && st != QUEUE_RCPT_FAILED)
-			return 0;
-	}
-	return 1;
-}
-
 void apply_msg(struct sched *s, struct dmsg *m)
 {
 	struct apply *a = calloc(1, sizeof(*a));
@@ -420,7 +405,6 @@ void apply_msg(struct sched *s, struct dmsg *m)
 		op_back(a);
 		return;
 	}
-	a->all_final = all_final(a);
 	choose_report(a);
 	if (a->want_report) {
 		s->report.prepare(s->report.arg, &m->m, a->rr, a->nrr, a->kind,

@@ -444,9 +444,76 @@ int sched_new(struct sched **out, uv_loop_t *loop, struct queue *q,
 	return 0;
 }
 
+/* At start, what a dead run had in flight waits in the due index until
+ * its lease ends.  Claims of other handles are void for us (the daemon
+ * lock), so give them back at once: a restart redelivers now, not a
+ * lease later.  Only entries due within one lease are looked at. */
+#define RECOVER_MAX 4096
+
+static void on_recovered(void *arg, int status, const struct queue_op *op)
+{
+	struct sched *s = arg;
+	size_t n = 0;
+	const uint64_t *g = status == 0 ? queue_op_claim_gens(op, &n) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; g && i < n; i++)
+		k += g[i] != 0;
+	if (status)
+		log_warn(LOG_SVC_QMGR, "giving back a dead run's claims failed: %s",
+			 queue_strerror(status));
+	else if (k)
+		log_info(LOG_SVC_QMGR, "%zu recipient%s in flight when relayd stopped: due again now",
+			 k, k == 1 ? "" : "s");
+	sched_wake(s);
+	sched__op_done(s);
+}
+
+static void recover(struct sched *s)
+{
+	static struct queue_due it[RECOVER_MAX];
+	static uint64_t gens[RECOVER_MAX];
+	int64_t now = time(NULL);
+	struct queue_read *r;
+	size_t n = 0, k = 0;
+	if (queue_read_begin(s->q, &r))
+		return;
+	if (queue_due_next(r, now + (s->lease > LEASE_DEFAULT ? s->lease : LEASE_DEFAULT),
+			   it, RECOVER_MAX, &n))
+		n = 0;
+	struct queue_msg m;
+	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].when <= now)
+			continue;        /* due anyway */
+		if (!m.nrcpt || strcmp(m.id.s, it[i].id.s) != 0) {
+			queue_msg_clear(&m);
+			memset(&m, 0, sizeof(m));
+			if (queue_msg_get(r, it[i].id.s, &m))
+				continue;
+		}
+		if (it[i].rcpt >= m.nrcpt)
+			continue;
+		const struct queue_rcpt *q = &m.rcpt[it[i].rcpt];
+		if (q->claim_gen && q->claim_until > now) {
+			it[k] = it[i];
+			gens[k++] = q->claim_gen;
+		}
+	}
+	queue_msg_clear(&m);
+	queue_read_end(r);
+	if (!k)
+		return;
+	struct queue_op *op = queue_op_claim_release(it, gens, k, now);
+	if (op && queue_writer_submit(s->q, op, on_recovered, s) == 0)
+		s->pending_ops++;
+	else if (op)
+		queue_op_free(op);
+}
+
 void sched_start(struct sched *s)
 {
 	s->started = 1;
+	recover(s);
 	uv_timer_start(&s->housekeeping, on_housekeeping, HOUSEKEEPING_MS,
 		       HOUSEKEEPING_MS);
 	sched_wake(s);

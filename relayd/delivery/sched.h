@@ -24,8 +24,8 @@ struct dns_resolver;
  * the scheduler).  cfg gains a reference.  0 or -1 (out of memory). */
 int sched_new(struct sched **out, uv_loop_t *loop, struct queue *q,
 	      struct dns_resolver *dns, struct config *cfg);
-/* Start the timer: whatever is due (including what a crashed run left in
- * flight once its leases ran out) is attempted. */
+/* Start: whatever is due is attempted, and what a dead run left in
+ * flight is given back and attempted now (not when its lease ends). */
 void sched_start(struct sched *s);
 /* A new configuration snapshot (reload): routing, TLS policy, limits and
  * lifetimes of every later attempt use it.  Takes a reference. */

@@ -39,6 +39,7 @@
 #include "service.h"
 #include "resolver.h"
 #include "delivery/sched.h"
+#include "bounce/bounce.h"
 #include "smtp_server.h"
 #include "tls.h"
 
@@ -93,6 +94,8 @@ static void on_part_stopped(void *arg)
 	queue_writer_stop(d->queue);
 	sched_free(d->sched);
 	d->sched = NULL;
+	bounce_free(d->bounce);
+	d->bounce = NULL;
 	uv_close((uv_handle_t *)&d->reader_timer, NULL);
 	smtp_server_free(d->smtpd);
 	d->smtpd = NULL;
@@ -332,6 +335,8 @@ static void reload(struct daemon *d)
 		sched_set_config(d->sched, fresh);
 	if (metrics_listen_changed(&d->cfg->metrics_listen, &fresh->metrics_listen))
 		log_warn(LOG_SVC_MASTER, "reload: metrics_listen takes effect at the next restart");
+	if (d->bounce)
+		bounce_set_config(d->bounce, fresh);
 	if (resolver_conf_changed(d->cfg, fresh))
 		log_warn(LOG_SVC_MASTER, "reload: dns_servers and dns_timeout take effect at the next restart");
 	config_unref(d->cfg);
@@ -491,10 +496,12 @@ int daemon_start(struct daemon *d)
 	uv_signal_start(&d->sig_term, on_stop_signal, SIGTERM);
 	uv_signal_start(&d->sig_int, on_stop_signal, SIGINT);
 	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
-	if (sched_new(&d->sched, d->loop, d->queue, d->dns, d->cfg)) {
+	if (sched_new(&d->sched, d->loop, d->queue, d->dns, d->cfg) ||
+	    bounce_new(&d->bounce, d->loop, d->queue, d->cfg)) {
 		log_err(LOG_SVC_MASTER, "cannot start the scheduler: out of memory");
 		return -1;
 	}
+	sched_set_report_ops(d->sched, bounce_ops(d->bounce));
 	smtp_server_set_on_queued(d->smtpd, wake_sched, d->sched);
 	if (smtp_server_start(d->smtpd))
 		return -1;

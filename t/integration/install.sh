@@ -49,7 +49,7 @@ check "no ExecStartPre: a failed one would restart in a loop" bash -c "! grep -q
 check "no placeholder left in the unit" bash -c "! grep -q '@[a-z]*@' '$unit'"
 for want in Type=notify Restart=on-failure RestartPreventExitStatus=78 ProtectSystem=strict \
 	ReadWritePaths=/var/spool/relayd PrivateTmp=yes NoNewPrivileges=yes \
-	'CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER'; do
+	'CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN'; do
 	check "the unit has $want" grep -qx "$want" "$unit"
 done
 if command -v systemd-analyze >/dev/null; then

@@ -11,7 +11,9 @@
 
 struct smtp_server;
 struct dns_resolver;
+struct sched;
 struct metrics_http;
+struct bounce;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -20,6 +22,9 @@ struct daemon {
 	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
+	struct sched *sched;         /* the delivery scheduler */
+	struct bounce *bounce;       /* its report (DSN) service */
+	int stop_waiting;            /* server and scheduler still stopping */
 	struct metrics_http *metrics;  /* metrics_listen; NULL: none */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reader_timer;     /* clears dead readers' slots */

@@ -100,6 +100,8 @@ try:
     r.start()
     t.ok(r.wait_log("metrics on http://127.0.0.1:%d/metrics" % mport),
          "the log says where the metrics are", r.log()[-1000:])
+    t.ok("warning: metrics" not in r.log(), "the endpoint starts without a warning",
+         r.log()[-1000:])
     head, before = scrape(mport)
     t.ok("text/plain; version=0.0.4" in head, "Content-Type is the text format 0.0.4", head)
     for name in ("relayd_smtpd_connections_total", "relayd_smtpd_messages_received_total",

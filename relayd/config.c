@@ -315,7 +315,8 @@ static const struct param params[] = {
 	{ .name = "bounce_notice_recipient", .type = T_STR,
 	  .off = OFF(bounce_notice_recipient), .def = "", .flags = F_NOSPACE,
 	  .doc = "Where failures of null-sender mail are copied (empty: "
-		 "nowhere)." },
+		 "nowhere).",
+	  .implemented = true },
 	{ .name = "metrics_listen", .type = T_ADDR, .off = OFF(metrics_listen),
 	  .def = "", .flags = F_NUMERIC, .implemented = true,
 	  .doc = "IP:port of the Prometheus metrics endpoint (empty: "

@@ -70,6 +70,12 @@ void maillog_bounce(const char *id, const char *kind, const char *new_id)
 		 new_id);
 }
 
+void maillog_notice(const char *id, const char *new_id)
+{
+	log_info(LOG_SVC_BOUNCE, "%s: postmaster non-delivery notification: %s", id,
+		 new_id);
+}
+
 void maillog_removed(const char *id)
 {
 	log_info(LOG_SVC_QMGR, "%s: removed", id);

@@ -38,6 +38,9 @@ void maillog_delivery(const struct maillog_delivery *d);
 /* bounce: "ID: sender KIND notification: NEWID" (KIND is
  * "non-delivery", "delay" or "delivery status"). */
 void maillog_bounce(const char *id, const char *kind, const char *new_id);
+/* a failure copied to bounce_notice_recipient:
+ * "ID: postmaster non-delivery notification: NEWID" (Postfix's words) */
+void maillog_notice(const char *id, const char *new_id);
 
 /* qmgr: "ID: removed" */
 void maillog_removed(const char *id);

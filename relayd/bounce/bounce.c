@@ -28,6 +28,7 @@ struct bounce_job {
 	struct config *cfg;
 	const struct queue_msg *m;
 	const char *to;
+	int notice;             /* to bounce_notice_recipient (QUEUE_F_NOTICE) */
 	struct dsn_rcpt *rc;
 	size_t n;
 	enum dsn_kind kind;
@@ -121,7 +122,8 @@ static void job_work(uv_work_t *w)
 	struct queue_rcpt nr = { .addr = (char *)j->to, .notify = QUEUE_NOTIFY_NEVER };
 	struct queue_msg nm = {
 		.id = j->newid, .arrival = now * 1000000, .sender = "",
-		.flags = QUEUE_F_BOUNCE | (res.eightbit ? QUEUE_F_8BITMIME : 0) |
+		.flags = QUEUE_F_BOUNCE | (j->notice ? QUEUE_F_NOTICE : 0) |
+			 (res.eightbit ? QUEUE_F_8BITMIME : 0) |
 			 (m->flags & QUEUE_F_SMTPUTF8),
 		.client_name = "localhost", .client_addr = "127.0.0.1",
 		.nrcpt = 1, .rcpt = &nr,
@@ -171,14 +173,16 @@ static void job_after(uv_work_t *w, int status)
 
 /* Where a report about m goes: its sender, or for a message without
  * one (a bounce of ours, a null sender) bounce_notice_recipient on a
- * failure, else nowhere (never bounce a bounce). */
+ * failure, else nowhere (never bounce a bounce).  A notice that failed
+ * goes nowhere: a copy of it would fail the same way, forever. */
 static const char *report_to(const struct bounce *b, const struct queue_msg *m,
 			     enum report_kind kind)
 {
 	if (m->sender && m->sender[0] && !(m->flags & QUEUE_F_BOUNCE))
 		return m->sender;
 	const char *n = b->cfg->bounce_notice_recipient;
-	return kind == REPORT_FAILURE && n && n[0] ? n : NULL;
+	return kind == REPORT_FAILURE && n && n[0] && !(m->flags & QUEUE_F_NOTICE) ?
+	       n : NULL;
 }
 
 static void bounce_prepare(void *arg, const struct queue_msg *m,
@@ -217,6 +221,7 @@ static void bounce_prepare(void *arg, const struct queue_msg *m,
 	j->cfg = config_ref(b->cfg);
 	j->m = m;
 	j->to = to;
+	j->notice = to != m->sender;
 	j->kind = dsn_kind_of(kind);
 	j->done = done;
 	j->cbarg = cbarg;

@@ -16,7 +16,8 @@
  *
  * A report is a new message from <> to the original's sender (or, for a
  * failure of a null-sender message, to bounce_notice_recipient when one
- * is set; never to the null sender), flagged QUEUE_F_BOUNCE, its one
+ * is set; never to the null sender), flagged QUEUE_F_BOUNCE (and
+ * QUEUE_F_NOTICE when it goes to bounce_notice_recipient), its one
  * recipient NOTIFY=NEVER, 8BITMIME when it carries 8-bit bytes and
  * SMTPUTF8 when the original needed it.  It is built in libuv's thread
  * pool: the original is read in pieces with queue_body_copy, the report

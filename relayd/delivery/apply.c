@@ -17,6 +17,8 @@
 #include "retry.h"
 #include "sched_int.h"
 
+#define REPORT_KINDS 3
+
 struct apply {
 	struct sched *s;
 	struct dmsg *m;
@@ -24,13 +26,14 @@ struct apply {
 	struct queue_rcpt_update *u;
 	size_t nu;
 	char (*reason)[800];         /* expiry texts */
-	struct report_rcpt *rr;
-	size_t nrr;
-	enum report_kind kind;
-	int want_report;
-	struct queue_op *report_op;
-	queue_id report_id;
-	int report_status;
+	unsigned char *want;         /* per update: 1 << each report_kind covering it */
+	struct report_rcpt *rr;      /* the recipients of the report being built */
+	enum report_kind kinds[REPORT_KINDS];   /* the reports due, in asking order */
+	size_t nkinds, cur;
+	struct queue_op *report_op[REPORT_KINDS];   /* the answers, for the group */
+	queue_id report_id[REPORT_KINDS];
+	enum report_kind report_kind[REPORT_KINDS];
+	size_t nreports;
 	unsigned outstanding;        /* writer ops not yet back */
 	int maybe_gone;              /* committed, none of ours still live */
 	unsigned warn_flag;
@@ -40,6 +43,13 @@ static const char *kind_name(enum report_kind k)
 {
 	return k == REPORT_FAILURE ? "non-delivery" : k == REPORT_DELAY ? "delay" :
 	       "delivery status";
+}
+
+/* Reports about a message without a sender to tell (the null sender, or
+ * a report of relayd's own) go to bounce_notice_recipient. */
+static int from_null(const struct queue_msg *m)
+{
+	return !m->sender || !*m->sender || (m->flags & QUEUE_F_BOUNCE);
 }
 
 static void finalize(struct apply *a)
@@ -65,9 +75,11 @@ static void finalize(struct apply *a)
 	dmsg_free(m);
 	free(a->u);
 	free(a->reason);
+	free(a->want);
 	free(a->rr);
-	if (a->report_op)
-		queue_op_free(a->report_op);
+	for (size_t i = 0; i < a->nreports; i++)
+		if (a->report_op[i])
+			queue_op_free(a->report_op[i]);
 	free(a);
 }
 
@@ -150,8 +162,12 @@ static void on_group(void *arg, int status, const struct queue_op *op)
 			if (a->u[i].state == QUEUE_RCPT_DEFERRED)
 				a->maybe_gone = 0;
 		count(a->s, a);
-		if (a->report_id.s[0])
-			maillog_bounce(a->m->m.id.s, kind_name(a->kind), a->report_id.s);
+		for (size_t i = 0; i < a->nreports; i++)
+			if (from_null(&a->m->m))
+				maillog_notice(a->m->m.id.s, a->report_id[i].s);
+			else
+				maillog_bounce(a->m->m.id.s, kind_name(a->report_kind[i]),
+					       a->report_id[i].s);
 	} else if (status == QUEUE_ESTALE) {
 		/* someone else holds one of them: record the others alone */
 		for (size_t i = 0; i < a->nu; i++)
@@ -194,35 +210,22 @@ static void log_rcpt(const struct apply *a, const struct drcpt *r,
 	maillog_delivery(&d);
 }
 
-/* The report's answer is in (or none was asked): log and commit. */
+/* Every report's answer is in (or none was asked): log and commit. */
 static void commit(struct apply *a)
 {
 	struct dmsg *m = a->m;
-	struct sched *s = a->s;
-	if (a->want_report && a->report_status < 0) {
-		/* no failure without its report: keep them deferred */
-		for (size_t i = 0; i < a->nu; i++)
-			if (a->u[i].state == QUEUE_RCPT_FAILED) {
-				a->u[i].state = QUEUE_RCPT_DEFERRED;
-				a->u[i].next_attempt = a->now + (int64_t)s->cfg->retry_min;
-					}
-		if (a->report_op) {
-			queue_op_free(a->report_op);
-			a->report_op = NULL;
-		}
-	}
 	size_t k = 0;
 	for (size_t i = 0; i < m->n; i++)
 		if (!m->r[i].release)
 			log_rcpt(a, &m->r[i], &a->u[k++]);
-	struct queue_op *ops[4];
+	struct queue_op *ops[3 + REPORT_KINDS];
 	size_t n = 0;
 	ops[n++] = queue_op_rcpt_update(m->m.id.s, a->u, a->nu);
 	if (a->warn_flag)
 		ops[n++] = queue_op_flags(m->m.id.s, QUEUE_F_WARNED, 0);
-	if (a->report_op) {
-		ops[n++] = a->report_op;
-		a->report_op = NULL;
+	for (size_t i = 0; i < a->nreports; i++) {
+		ops[n++] = a->report_op[i];
+		a->report_op[i] = NULL;
 	}
 	ops[n++] = queue_op_remove_done(m->m.id.s);
 	int ok = 1;
@@ -240,89 +243,143 @@ static void commit(struct apply *a)
 	op_back(a);      /* the hold commit() itself had */
 }
 
+/* A report that cannot be built now: take back what it would have
+ * recorded, so that the next attempt asks for it again: no failure
+ * without its report, no delay warning flagged as sent that was not. */
+static void report_lost(struct apply *a, enum report_kind kind)
+{
+	for (size_t i = 0; i < a->nu; i++) {
+		struct queue_rcpt_update *u = &a->u[i];
+		if (!(a->want[i] & (1u << kind)))
+			continue;
+		if (kind == REPORT_FAILURE) {
+			u->state = QUEUE_RCPT_DEFERRED;
+			u->next_attempt = a->now + (int64_t)a->s->cfg->retry_min;
+		} else if (kind == REPORT_DELAY) {
+			u->flags_set &= ~QUEUE_RF_WARNED;
+		} else {
+			u->flags_set &= ~QUEUE_RF_NOTIFIED;
+		}
+	}
+	if (kind == REPORT_DELAY)
+		a->warn_flag = 0;
+}
+
+static void next_report(struct apply *a);
+
 static void on_report(void *cbarg, int status, struct queue_op *submit_op,
 		      const queue_id *newid)
 {
 	struct apply *a = cbarg;
-	a->report_status = status;
+	enum report_kind kind = a->kinds[a->cur++];
 	if (status == 0 && submit_op) {
-		a->report_op = submit_op;
+		a->report_op[a->nreports] = submit_op;
+		a->report_kind[a->nreports] = kind;
 		if (newid)
-			a->report_id = *newid;
-	} else if (submit_op) {
-		queue_op_free(submit_op);
+			a->report_id[a->nreports] = *newid;
+		a->nreports++;
+	} else {
+		if (submit_op)
+			queue_op_free(submit_op);
+		if (status < 0)
+			report_lost(a, kind);
+	}
+	next_report(a);
+}
+
+/* The report_rcpt of update i for a report of this kind. */
+static void fill_rcpt(struct apply *a, size_t i, enum report_kind kind,
+		      struct report_rcpt *x)
+{
+	const struct queue_rcpt_update *u = &a->u[i];
+	const struct queue_rcpt *q = &a->m->m.rcpt[u->rcpt];
+	x->rcpt = u->rcpt;
+	x->addr = q->addr;
+	x->orcpt = q->orcpt;
+	x->notify = q->notify;
+	x->action = kind == REPORT_FAILURE ? REPORT_ACTION_FAILED :
+		    kind == REPORT_DELAY ? REPORT_ACTION_DELAYED :
+		    (u->flags_set & QUEUE_RF_DELIVERED) ? REPORT_ACTION_DELIVERED :
+		    REPORT_ACTION_RELAYED;
+	x->dsn = u->dsn;
+	x->reason = u->reason;
+	x->diag_type = u->diag_type;
+	x->hop_host = u->hop_host;
+	x->hop_ip = u->hop_ip;
+	x->hop_port = u->hop_port;
+	x->when = a->now;
+	x->will_retry_until = a->m->m.arrival / 1000000 +
+			      (int64_t)retry_lifetime(a->s->cfg, &a->m->m);
+}
+
+/* Ask for the next report that is due, one at a time (each answer may
+ * come later, from the thread pool); commit once every one is in.  The
+ * report service keeps r only until it answers, so a->rr is reused. */
+static void next_report(struct apply *a)
+{
+	while (a->cur < a->nkinds) {
+		enum report_kind kind = a->kinds[a->cur];
+		size_t k = 0;
+		for (size_t i = 0; i < a->nu; i++)
+			if (a->want[i] & (1u << kind))
+				fill_rcpt(a, i, kind, &a->rr[k++]);
+		if (k) {
+			a->s->report.prepare(a->s->report.arg, &a->m->m, a->rr, k, kind,
+					     on_report, a);
+			return;
+		}
+		a->cur++;
 	}
 	commit(a);
 }
 
-/* Which report this attempt calls for, if any; fills a->rr. */
-static void choose_report(struct apply *a)
+/* Which reports this attempt calls for, and who each covers: a failure
+ * report, a delay warning and a success notice may all be due at once,
+ * and each is a separate message (one kind per report, as Postfix does),
+ * all queued in the attempt's group.  A message from the null sender,
+ * or one relayd made, only has its failures copied to
+ * bounce_notice_recipient, when one is set; a failure of such a notice
+ * (QUEUE_F_NOTICE) is only logged, so notices never loop. */
+static int plan_reports(struct apply *a)
 {
 	struct dmsg *m = a->m;
 	struct sched *s = a->s;
-	if (!s->have_report || !m->m.sender || !*m->m.sender ||
-	    (m->m.flags & QUEUE_F_BOUNCE))
-		return;
-	int failed = 0, delay = 0, success = 0;
+	const char *notice = s->cfg->bounce_notice_recipient;
+	int null = from_null(&m->m);
+	if (!s->have_report ||
+	    (null && (!notice || !*notice || (m->m.flags & QUEUE_F_NOTICE))))
+		return 0;
+	a->want = calloc(a->nu ? a->nu : 1, 1);
+	a->rr = calloc(a->nu ? a->nu : 1, sizeof(*a->rr));
+	if (!a->want || !a->rr)
+		return -1;
 	int64_t arrived = m->m.arrival / 1000000;
-	int warn_due = s->cfg->delay_warning &&
+	int warn_due = !null && s->cfg->delay_warning &&
 		       a->now - arrived >= (int64_t)s->cfg->delay_warning;
+	unsigned all = 0;
 	for (size_t i = 0; i < a->nu; i++) {
-		const struct queue_rcpt *q = &m->m.rcpt[a->u[i].rcpt];
-		failed |= a->u[i].state == QUEUE_RCPT_FAILED;
-		delay |= warn_due && a->u[i].state == QUEUE_RCPT_DEFERRED &&
-			 !(q->flags & QUEUE_RF_WARNED);
-		success |= a->u[i].state == QUEUE_RCPT_SENT &&
-			   (q->notify & QUEUE_NOTIFY_SUCCESS);
-	}
-	a->kind = failed ? REPORT_FAILURE : delay ? REPORT_DELAY : REPORT_SUCCESS;
-	if (!failed && !delay && !success)
-		return;
-	a->rr = calloc(a->nu, sizeof(*a->rr));
-	if (!a->rr)
-		return;
-	size_t k = 0;
-	for (size_t i = 0, ri = 0; i < m->n; i++) {
-		const struct drcpt *r = &m->r[i];
-		if (r->release)
-			continue;
-		struct queue_rcpt_update *u = &a->u[ri++];
-		const struct queue_rcpt *q = &m->m.rcpt[r->idx];
-		struct report_rcpt *x = &a->rr[k];
-		if (a->kind == REPORT_FAILURE && u->state != QUEUE_RCPT_FAILED)
-			continue;
-		if (a->kind == REPORT_DELAY && (u->state != QUEUE_RCPT_DEFERRED ||
-						(q->flags & QUEUE_RF_WARNED)))
-			continue;
-		if (a->kind == REPORT_SUCCESS && (u->state != QUEUE_RCPT_SENT ||
-						  !(q->notify & QUEUE_NOTIFY_SUCCESS)))
-			continue;
-		x->rcpt = r->idx;
-		x->addr = q->addr;
-		x->orcpt = q->orcpt;
-		x->notify = q->notify;
-		x->action = a->kind == REPORT_FAILURE ? REPORT_ACTION_FAILED :
-			    a->kind == REPORT_DELAY ? REPORT_ACTION_DELAYED :
-			    (u->flags_set & QUEUE_RF_DELIVERED) ? REPORT_ACTION_DELIVERED :
-			    REPORT_ACTION_RELAYED;
-		x->dsn = u->dsn;
-		x->reason = u->reason;
-		x->diag_type = u->diag_type;
-		x->hop_host = u->hop_host;
-		x->hop_ip = u->hop_ip;
-		x->hop_port = u->hop_port;
-		x->when = a->now;
-		x->will_retry_until = arrived + (int64_t)retry_lifetime(s->cfg, &m->m);
-		if (a->kind == REPORT_DELAY) {
+		struct queue_rcpt_update *u = &a->u[i];
+		const struct queue_rcpt *q = &m->m.rcpt[u->rcpt];
+		if (u->state == QUEUE_RCPT_FAILED) {
+			a->want[i] = 1u << REPORT_FAILURE;
+		} else if (warn_due && u->state == QUEUE_RCPT_DEFERRED &&
+			   !(q->flags & QUEUE_RF_WARNED)) {
+			a->want[i] = 1u << REPORT_DELAY;
 			u->flags_set |= QUEUE_RF_WARNED;
 			a->warn_flag = 1;
-		} else if (a->kind == REPORT_SUCCESS) {
+		} else if (!null && u->state == QUEUE_RCPT_SENT &&
+			   (q->notify & QUEUE_NOTIFY_SUCCESS)) {
+			a->want[i] = 1u << REPORT_SUCCESS;
 			u->flags_set |= QUEUE_RF_NOTIFIED;
 		}
-		k++;
+		all |= a->want[i];
 	}
-	a->nrr = k;
-	a->want_report = k > 0;
+	static const enum report_kind order[] = { REPORT_FAILURE, REPORT_DELAY,
+						  REPORT_SUCCESS };
+	for (size_t i = 0; i < REPORT_KINDS; i++)
+		if (all & (1u << order[i]))
+			a->kinds[a->nkinds++] = order[i];
+	return 0;
 }
 
 /* Turn each decided recipient into its update. */
@@ -419,11 +476,13 @@ void apply_msg(struct sched *s, struct dmsg *m)
 		op_back(a);
 		return;
 	}
-	choose_report(a);
-	if (a->want_report) {
-		s->report.prepare(s->report.arg, &m->m, a->rr, a->nrr, a->kind,
-				  on_report, a);
-		return;
+	if (plan_reports(a)) {
+		/* no failure without its report: keep them deferred */
+		for (size_t i = 0; i < a->nu; i++)
+			if (a->u[i].state == QUEUE_RCPT_FAILED) {
+				a->u[i].state = QUEUE_RCPT_DEFERRED;
+				a->u[i].next_attempt = a->now + (int64_t)s->cfg->retry_min;
+			}
 	}
-	commit(a);
+	next_report(a);
 }

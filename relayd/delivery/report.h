@@ -2,16 +2,19 @@
  * report.h - the seam between the scheduler and the report (DSN) service.
  *
  * When an attempt leaves recipients failed, or a delay warning or a
- * success notice is due, the scheduler asks the report service for ONE
- * queue op that submits the report (a bounce, a delay warning, a delivery
- * status notification) and commits it in the same atomic group as the
+ * success notice is due, the scheduler asks the report service for one
+ * queue op per kind of report due (a bounce, a delay warning, a delivery
+ * status notification: each a message of its own, asked for one after
+ * the other) and commits them in the same atomic group as the
  * recipients' new states and the original's removal: no failure without
  * its bounce, no bounce for a failure that was not recorded, none twice.
  *
- * The scheduler never asks for a report about a message from the null
- * sender or one relayd generated itself (QUEUE_F_BOUNCE): those are only
- * logged.  The service applies NOTIFY (RFC 3461) itself: it may answer
- * "nothing to send" for recipients that asked for no such report.
+ * About a message from the null sender or one relayd generated itself
+ * (QUEUE_F_BOUNCE) the scheduler asks only for failure reports, and only
+ * when bounce_notice_recipient is set: the service sends them there and
+ * flags them QUEUE_F_NOTICE; a failure of a QUEUE_F_NOTICE message is
+ * never reported.  The service applies NOTIFY (RFC 3461) itself: it may
+ * answer "nothing to send" for recipients that asked for no such report.
  *
  * Without a service registered (ops NULL) failures are logged
  * (status=bounced) and the message removed once every recipient is final:

@@ -13,14 +13,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaydtest import TAP, Relayd, session  # noqa: E402
+from relaydtest import TAP, Relayd  # noqa: E402
 from smtpc_common import Sink, Handler  # noqa: E402
 from deliver_common import wait_for, records, removed  # noqa: E402
 from dsncheck import check_report  # noqa: E402
+from dsn_common import SENDER, submit, reports, notes  # noqa: E402
 
-SENDER = "sender@client.test"
-NOTE_RE = re.compile(r"relayd/bounce\[\d+\]: ([0-9A-Z]{12}): sender (non-delivery|delay|"
-                     r"delivery status) notification: ([0-9A-Z]{12})$", re.M)
 
 
 class DotHandler(Handler):
@@ -32,42 +30,6 @@ class DotHandler(Handler):
         if any(r in self.sink.dot_fail for r in envelope.rcpt_tos):
             return "554 5.7.1 content rejected by policy"
         return reply
-
-
-def submit(r, rcpts, mail_params="", sender=SENDER, subject="test", body=None):
-    """rcpts: [(address, "NOTIFY=... ORCPT=..." or "")]; the queue id."""
-    c = session(r)
-    c.cmd(("MAIL FROM:<%s> %s" % (sender, mail_params)).rstrip())
-    for a, params in rcpts:
-        c.cmd(("RCPT TO:<%s> %s" % (a, params)).rstrip())
-    c.cmd("DATA")
-    data = body or ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nHello.\r\n" %
-                    (sender, rcpts[0][0], subject))
-    c.send(data.encode("utf-8"))
-    c.send(b".\r\n")
-    last = c.reply() or ""
-    c.cmd("QUIT")
-    c.close()
-    m = re.search(r"queued as ([0-9A-Z]{12})", last)
-    return m.group(1) if m else None
-
-
-def reports(sink, orig_id=None):
-    """Reports the sink received: (message dict, raw bytes, parsed)."""
-    out = []
-    for m in sink.messages:
-        if m["from"] not in ("", "<>"):
-            continue
-        raw = m["content"]
-        mid = re.search(rb"^Message-ID: <([0-9A-Z]{12})\.([0-9A-Z]{12})@", raw, re.M)
-        if orig_id and not (mid and mid.group(2).decode() == orig_id):
-            continue
-        out.append((m, raw))
-    return out
-
-
-def notes(r, qid):
-    return [(k, n) for q, k, n in NOTE_RE.findall(r.log()) if q == qid]
 
 
 t = TAP()

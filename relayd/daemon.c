@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "auth.h"
+#include "control/control.h"
 #include "daemon.h"
 #include "log.h"
 #include "privs.h"
@@ -97,6 +98,8 @@ static void stop(struct daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	control_stop(d->control);    /* its last requests commit before the writer stops */
+	d->control = NULL;
 	smtp_server_stop(d->smtpd, on_server_stopped, d);
 }
 
@@ -392,6 +395,19 @@ static int start_resolver(struct daemon *d)
 	return 0;
 }
 
+/* The admin tools' socket, made after the privilege drop: it belongs to
+ * relayd's user and group, 0660 (control_proto.h says who may connect). */
+static int start_control(struct daemon *d)
+{
+	char err[512];
+	if (control_start(&d->control, d->loop, d->cfg->control_socket, d->queue,
+			  NULL, err, sizeof(err))) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int daemon_start(struct daemon *d)
 {
 	d->loop = uv_default_loop();
@@ -428,6 +444,8 @@ int daemon_start(struct daemon *d)
 	}
 	queue_writer_on_fatal(d->queue, on_queue_fatal, d);
 	smtp_server_set_queue(d->smtpd, d->queue);
+	if (start_control(d))
+		return -1;
 	if (start_resolver(d))
 		return -1;
 	uint64_t period = reader_check_period();

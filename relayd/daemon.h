@@ -11,6 +11,7 @@
 
 struct smtp_server;
 struct dns_resolver;
+struct control;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -19,6 +20,7 @@ struct daemon {
 	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
+	struct control *control;     /* the admin tools' socket */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reader_timer;     /* clears dead readers' slots */
 	uv_timer_t settle_timer;     /* a reload's one retry (passwd mid-rewrite) */

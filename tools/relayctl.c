@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "log.h"
 #include "relayctl.h"
 
 #define DEFAULT_CONFIG "/etc/relayd/relayd.conf"
@@ -20,9 +21,23 @@ struct verb {
 	const char *help;
 };
 
+#define FILTERS "[--from ADDR|@DOMAIN] [--to-domain D] [--older-than DURATION]\n" \
+	"           [--reason REGEX] [--dry-run] ID...|ALL|-"
+#define ANY 1 << 20
+
 static const struct verb verbs[] = {
 	{ "route", 1, 1, relayctl_route, "ADDRESS|DOMAIN",
 	  "the next hops delivery would try, in order (works without the daemon)" },
+	{ "flush", 0, 0, relayctl_flush, "", "attempt every deferred message now" },
+	{ "deliver", 1, 1, relayctl_deliver, "ID", "attempt one message now" },
+	{ "hold", 0, ANY, relayctl_hold, FILTERS, "put messages on hold: no delivery" },
+	{ "release", 0, ANY, relayctl_release, FILTERS,
+	  "release held messages, due now" },
+	{ "delete", 0, ANY, relayctl_delete, FILTERS, "remove messages, without a bounce" },
+	{ "requeue", 0, ANY, relayctl_requeue, FILTERS,
+	  "every recipient still to deliver due now (releases held ones)" },
+	{ "status", 0, 0, relayctl_status, "", "is relayd running, its counters, queue size" },
+	{ "reload", 0, 0, relayctl_reload, "", "reload the configuration (SIGHUP)" },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -84,7 +99,12 @@ int main(int argc, char **argv)
 		config_free(&ctl.cfg);
 		return 1;
 	}
+	/* Postfix-style log lines for the changes made without the daemon. */
+	/* RELAYD_SYSLOG_SOCKET (tests only) replaces /dev/log. */
+	if (getenv("RELAYD_SYSLOG_SOCKET"))
+		log_set_syslog_path(getenv("RELAYD_SYSLOG_SOCKET"));
+	log_open(ctl.cfg.syslog_name, 0);
 	int rc = v->run(&ctl, nargs, argv + optind + 1);
 	config_free(&ctl.cfg);
-	return rc ? 1 : 0;
+	return rc == 2 ? 2 : rc ? 1 : 0;
 }

@@ -9,6 +9,8 @@
  *   queue_dump DIR -l        the queue ids, one per line, in arrival order
  *   queue_dump DIR -L        "running PID" when a daemon holds the queue's
  *                            lock, else "stopped"
+ *   queue_dump DIR -D        the due index, what the scheduler will take:
+ *                            "ID RCPT WHEN" per entry, earliest first
  *
  * Opens the queue read-only.  Exit 1 with a message on stderr when the
  * queue or the message is not there (or a read fails), 2 on bad usage.
@@ -92,11 +94,32 @@ static int list_ids(struct queue *q)
 	return 0;
 }
 
+static int dump_due(const char *dir)
+{
+	struct queue *q;
+	struct queue_read *r;
+	struct queue_due d[256];
+	size_t n = 0;
+	int rc = queue_open(&q, dir, 0, QUEUE_OPEN_RDONLY);
+	if (!rc && !(rc = queue_read_begin(q, &r))) {
+		rc = queue_due_next(r, INT64_MAX, d, 256, &n);
+		queue_read_end(r);
+	}
+	if (!rc)
+		queue_close(q);
+	for (size_t i = 0; !rc && i < n; i++)
+		printf("%s %" PRIu32 " %" PRId64 "\n", d[i].id.s, d[i].rcpt, d[i].when);
+	if (rc)
+		fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(rc));
+	return rc ? 1 : 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: queue_dump DIR ID [-e]\n"
 		"       queue_dump DIR -l\n"
-		"       queue_dump DIR -L\n");
+		"       queue_dump DIR -L\n"
+		"       queue_dump DIR -D\n");
 	exit(2);
 }
 
@@ -124,6 +147,8 @@ int main(int argc, char **argv)
 			printf("stopped\n");
 		return 0;
 	}
+	if (argc == 3 && strcmp(argv[2], "-D") == 0)
+		return dump_due(dir);
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-l") == 0)
 			list = 1;

@@ -300,6 +300,22 @@ static void client_read_more(struct ctl_client *cl)
 		client_close(cl);
 }
 
+/* Over the limit: the client silent for longest, with nothing running,
+ * makes room, so idle connections cannot lock relayctl out.  0, or -1
+ * when every other client is busy. */
+static int evict_idlest(struct control *c, struct ctl_client *fresh)
+{
+	struct ctl_client *idlest = NULL;
+	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)
+		if (cl != fresh && !cl->busy && !cl->closing &&
+		    (!idlest || cl->last < idlest->last))
+			idlest = cl;
+	if (!idlest)
+		return -1;
+	client_close(idlest);
+	return 0;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct control *c = server->data;
@@ -319,8 +335,11 @@ static void on_connection(uv_stream_t *server, int status)
 	cl->pprev = &c->clients;
 	c->clients = cl;
 	c->nclients++;
-	if (uv_accept(server, (uv_stream_t *)&cl->pipe) ||
-	    c->nclients > CONTROL_CLIENTS_MAX) {
+	if (uv_accept(server, (uv_stream_t *)&cl->pipe)) {
+		client_close(cl);
+		return;
+	}
+	if (c->nclients > CONTROL_CLIENTS_MAX && evict_idlest(c, cl)) {
 		client_close(cl);
 		return;
 	}
@@ -353,7 +372,8 @@ static int bind_socket(struct control *c, char *err, size_t errlen)
 	if (!rc && chmod(c->path, 0660))
 		rc = uv_translate_sys_error(errno);
 	if (!rc)
-		rc = uv_listen((uv_stream_t *)&c->listener, 16, on_connection);
+		rc = uv_listen((uv_stream_t *)&c->listener, CONTROL_CLIENTS_MAX,
+			       on_connection);
 	if (rc)
 		snprintf(err, errlen, "control socket %s: %s", c->path, uv_strerror(rc));
 	return rc ? -1 : 0;

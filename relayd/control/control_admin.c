@@ -17,7 +17,7 @@ struct control_action {
 
 /* deliver is flush for one message: its deferred recipients due now. */
 static const struct control_action actions[] = {
-	{ "hold", QUEUE_ADMIN_HOLD, "placed on hold", 0, 0 },
+	{ "hold", QUEUE_ADMIN_HOLD, "placed on hold", 0, 1 },
 	{ "release", QUEUE_ADMIN_RELEASE, "released from hold", 1, 0 },
 	{ "delete", QUEUE_ADMIN_DELETE, "removed", 0, 1 },
 	{ "requeue", QUEUE_ADMIN_REQUEUE, "requeued", 1, 0 },

@@ -13,7 +13,8 @@
  * requests that arrive early wait their turn.  A request line is at most
  * CONTROL_LINE_MAX bytes; a longer one gets an error reply and the
  * connection is closed.  A connection idle for CONTROL_IDLE_MS is
- * closed, and at most CONTROL_CLIENTS_MAX are served at once.
+ * closed, and at most CONTROL_CLIENTS_MAX are open at once: a new one
+ * beyond that closes the one idle for longest (with no request running).
  *
  * Requests:
  *   {"verb": "hold"|"release"|"delete"|"requeue"|"flush"|"deliver",

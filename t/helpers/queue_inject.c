@@ -10,6 +10,8 @@
  *	           reply (4.4.1, next hop mx.example.net[127.0.0.2]:25),
  *	           due again in NEXT seconds (default 3600)
  *	-c LEASE   every recipient claimed for LEASE seconds (in flight)
+ *	-N COUNT   COUNT such messages (without -r and -c), 1000 a commit;
+ *	           prints nothing
  * Prints the queue id.  Exit 0, 1 on a queue error, 2 on usage.  As
  * root it first becomes the queue directory's owner.
  */
@@ -77,21 +79,57 @@ out:
 	return rc;
 }
 
+/* count messages, GROUP to a transaction (an atomic group of submits). */
+#define GROUP 1000
+static int inject_many(struct queue *q, long count, const char *sender,
+		       char **rcpts, uint32_t n)
+{
+	static struct queue_msg m[GROUP];
+	static struct queue_op *ops[GROUP];
+	static const char body[] = "Subject: bulk\r\n\r\nhello\r\n";
+	struct queue_rcpt *r = calloc(n, sizeof(*r));
+	int64_t now = time(NULL);
+	if (!r)
+		return 1;
+	for (uint32_t i = 0; i < n; i++)
+		r[i].addr = rcpts[i];
+	for (long done = 0; done < count; ) {
+		size_t k = count - done < GROUP ? (size_t)(count - done) : GROUP;
+		for (size_t i = 0; i < k; i++) {
+			struct queue_spool *sp;
+			m[i] = (struct queue_msg){ .sender = (char *)sender,
+				.client_name = "localhost", .client_addr = "127.0.0.1",
+				.nrcpt = n, .rcpt = r, .arrival = now * 1000000 };
+			queue_id_new(q, &m[i].id);
+			if (queue_spool_new(q, &sp))
+				return fail("spool", QUEUE_ENOMEM);
+			queue_spool_write(sp, body, sizeof(body) - 1);
+			ops[i] = queue_op_submit(&m[i], sp, now);
+		}
+		if (run(q, queue_op_group(ops, k), "group"))
+			return 1;
+		done += (long)k;
+	}
+	free(r);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *reason = NULL;
-	long age = 0, next = 3600, lease = 0;
+	long age = 0, next = 3600, lease = 0, count = 0;
 	int c;
 	if (argc < 2)
 		goto usage;
 	const char *dir = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "a:r:n:c:")) != -1) {
+	while ((c = getopt(argc, argv, "a:r:n:c:N:")) != -1) {
 		switch (c) {
 		case 'a': age = atol(optarg); break;
 		case 'r': reason = optarg; break;
 		case 'n': next = atol(optarg); break;
 		case 'c': lease = atol(optarg); break;
+		case 'N': count = atol(optarg); break;
 		default: goto usage;
 		}
 	}
@@ -113,12 +151,17 @@ int main(int argc, char **argv)
 		return fail("open", rc);
 	}
 	queue_claims_void(q);
-	rc = inject(q, age, reason, next, lease, argv[optind], argv + optind + 1,
-		    (uint32_t)(argc - optind - 1));
+	if (count > 0)
+		rc = inject_many(q, count, argv[optind], argv + optind + 1,
+				 (uint32_t)(argc - optind - 1));
+	else
+		rc = inject(q, age, reason, next, lease, argv[optind], argv + optind + 1,
+			    (uint32_t)(argc - optind - 1));
 	queue_close(q);
 	queue_lock_release(l);
 	return rc;
 usage:
-	fprintf(stderr, "usage: queue_inject DIR [-a AGE] [-r REASON] [-n NEXT] [-c LEASE] SENDER RCPT...\n");
+	fprintf(stderr, "usage: queue_inject DIR [-a AGE] [-r REASON] [-n NEXT] [-c LEASE] [-N COUNT]\n"
+		"                    SENDER RCPT...\n");
 	return 2;
 }

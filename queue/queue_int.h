@@ -57,6 +57,9 @@ int queue__err(int mdb_rc);
 int queue__fail(struct queue *q, int rc, int commit);
 /* 1 once a fatal error was seen: write nothing more. */
 int queue__broken(struct queue *q);
+/* Tests: keep the writer from taking batches while hold is set, so that
+ * what is submitted meanwhile makes one batch, whatever the timing. */
+void queue__writer_hold(struct queue *q, int hold);
 /* Take an id slot and seed the id counter from the high-water mark and
  * the largest stored id. */
 int queue__id_init(struct queue *q);

@@ -34,6 +34,7 @@ struct queue_writer {
 	struct queue_op *pend, **pend_tail;   /* waiting for a batch */
 	struct queue_op *done, **done_tail;   /* committed, not yet reported */
 	int stopping;
+	int held;                             /* queue__writer_hold (tests) */
 	uv_async_t *async;                    /* freed in its close callback */
 	queue_fatal_fn *on_fatal;             /* called once, on the loop */
 	void *fatal_arg;
@@ -95,7 +96,7 @@ static void *writer_main(void *arg)
 	for (;;) {
 		uint64_t n, bytes;
 		pthread_mutex_lock(&w->mu);
-		while (!w->pend && !w->stopping)
+		while ((!w->pend || w->held) && !w->stopping)
 			pthread_cond_wait(&w->cv, &w->mu);
 		struct queue_op *batch = take_batch(w, &n, &bytes);
 		int stop = w->stopping && !batch;
@@ -221,6 +222,15 @@ void queue_writer_stop(struct queue *q)
 	pthread_cond_destroy(&w->cv);
 	q->writer = NULL;
 	free(w);
+}
+
+void queue__writer_hold(struct queue *q, int hold)
+{
+	struct queue_writer *w = q->writer;
+	pthread_mutex_lock(&w->mu);
+	w->held = hold;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void queue_writer_on_fatal(struct queue *q, queue_fatal_fn *fn, void *arg)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "queue.h"
+#include "queue_int.h"
 #include "t/tap.h"
 
 struct submitter {
@@ -241,14 +242,16 @@ static void test_group_retry(const char *dir)
 	};
 	struct result rfirst = { 0 }, rbig = { 0 }, rgroup = { 0 }, rbig2 = { 0 };
 	queue_id first;
-	/* The writer commits this one while the next three pile up behind
-	 * it: they make one batch, which fails on the oversized message. */
+	/* Held, the writer lets the four pile up into one batch, which
+	 * fails on the oversized message and is retried op by op. */
+	queue__writer_hold(q, 1);
 	queue_writer_submit(q, make(q, 1000000, &first), on_result, &rfirst);
 	queue_writer_submit(q, make(q, 2500000, &big), on_result, &rbig);
 	queue_writer_submit(q, queue_op_group(g, 3), on_result, &rgroup);
 	/* A group too big for the map fails whole. */
 	struct queue_op *g2[2] = { queue_op_remove(bounce.s), make(q, 2600000, &big2) };
 	queue_writer_submit(q, queue_op_group(g2, 2), on_result, &rbig2);
+	queue__writer_hold(q, 0);
 	for (int spins = 0; spins < 100000 && !(rbig.done && rgroup.done && rbig2.done);
 	     spins++)
 		uv_run(&loop, UV_RUN_ONCE);

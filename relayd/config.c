@@ -236,8 +236,9 @@ static const struct param params[] = {
 	  .doc = "Outbound connections in all." },
 	{ .name = "control_socket", .type = T_PATH, .off = OFF(control_socket),
 	  .def = NULL, .flags = F_NONEMPTY, .implemented = true,
-	  .doc = "Unix socket of the admin tools (default: "
-		 "<queue_dir>/control)." },
+	  .doc = "Unix socket of the admin tools (relayctl), made 0660 for "
+		 "relayd's user and group; its directory must be writable by "
+		 "`user` (default: <queue_dir>/control)." },
 	{ .name = "syslog_name", .type = T_STR, .off = OFF(syslog_name),
 	  .def = "relayd", .flags = F_NONEMPTY | F_NOSPACE,
 	  .implemented = true,

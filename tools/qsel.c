@@ -115,6 +115,7 @@ int qsel_open(struct queue **q, const struct config *cfg, const char *prog)
 		fprintf(stderr, "%s: cannot read queue %s: %s\n", prog,
 			cfg->queue_dir, rc == QUEUE_ESCHEMA ?
 			"written by another version (start relayd once)" :
+			rc == QUEUE_ENOENT ? "no queue there (has relayd run with this configuration?)" :
 			queue_strerror(rc));
 		return -1;
 	}

@@ -103,7 +103,8 @@ int main(int argc, char **argv)
 	/* RELAYD_SYSLOG_SOCKET (tests only) replaces /dev/log. */
 	if (getenv("RELAYD_SYSLOG_SOCKET"))
 		log_set_syslog_path(getenv("RELAYD_SYSLOG_SOCKET"));
-	log_open(ctl.cfg.syslog_name, 0);
+	log_open(ctl.cfg.syslog_name,
+		 ctl.cfg.log_format == LOG_FORMAT_JSON ? LOG_FLAG_JSON : 0);
 	int rc = v->run(&ctl, nargs, argv + optind + 1);
 	config_free(&ctl.cfg);
 	return rc == 2 ? 2 : rc ? 1 : 0;

@@ -295,7 +295,7 @@ static const struct param params[] = {
 	  .doc = "Where failures of null-sender mail are copied (empty: "
 		 "nowhere)." },
 	{ .name = "metrics_listen", .type = T_ADDR, .off = OFF(metrics_listen),
-	  .def = "", .flags = F_NUMERIC,
+	  .def = "", .flags = F_NUMERIC, .implemented = true,
 	  .doc = "IP:port of the Prometheus metrics endpoint (empty: "
 		 "none)." },
 	{ .name = "log_format", .type = T_ENUM, .off = OFF(log_format),

@@ -34,7 +34,10 @@
 #include "control/control.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
+#include "metrics_series.h"
 #include "privs.h"
+#include "service.h"
 #include "resolver.h"
 #include "smtp_server.h"
 #include "tls.h"
@@ -90,6 +93,8 @@ static void on_server_stopped(void *arg)
 	d->smtpd = NULL;
 	dns_resolver_free(d->dns);   /* no session is left to use it */
 	d->dns = NULL;
+	metrics_http_free(d->metrics);
+	d->metrics = NULL;
 	close_signals(d);
 }
 
@@ -100,6 +105,7 @@ static void stop(struct daemon *d)
 	d->stopping = 1;
 	control_stop(d->control);    /* its last requests commit before the writer stops */
 	d->control = NULL;
+	service_notify("STOPPING=1");
 	smtp_server_stop(d->smtpd, on_server_stopped, d);
 }
 
@@ -262,6 +268,15 @@ static void warn_unreloadable(const struct daemon *d)
 
 static void reload(struct daemon *d);
 
+/* The endpoint is bound at start, as root, like the SMTP listeners. */
+static int metrics_listen_changed(const struct config_addr *a,
+				  const struct config_addr *b)
+{
+	if (!a->host || !b->host)
+		return !a->host != !b->host;
+	return a->port != b->port || strcmp(a->host, b->host) != 0;
+}
+
 static void on_settle(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
@@ -305,6 +320,8 @@ static void reload(struct daemon *d)
 	/* Listeners, queue_dir and user need a restart; the rest applies to
 	 * new sessions now, and sessions in progress keep their snapshot. */
 	smtp_server_set_config(d->smtpd, fresh);
+	if (metrics_listen_changed(&d->cfg->metrics_listen, &fresh->metrics_listen))
+		log_warn(LOG_SVC_MASTER, "reload: metrics_listen takes effect at the next restart");
 	if (resolver_conf_changed(d->cfg, fresh))
 		log_warn(LOG_SVC_MASTER, "reload: dns_servers and dns_timeout take effect at the next restart");
 	config_unref(d->cfg);
@@ -354,6 +371,12 @@ static int start_privileged(struct daemon *d)
 	}
 	if (smtp_server_new(&d->smtpd, d->loop, d->cfg, NULL))
 		return -1;
+	if (d->cfg->metrics_listen.host &&
+	    metrics_http_new(&d->metrics, d->loop, &d->cfg->metrics_listen, err,
+			     sizeof(err))) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
 	struct tls_ctx *tls;
 	struct auth_db *auth;
 	int settle;
@@ -361,8 +384,10 @@ static int start_privileged(struct daemon *d)
 		return -1;
 	smtp_server_set_tls(d->smtpd, tls);
 	smtp_server_set_auth(d->smtpd, auth);
-	if (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
-		     privs_drop(d->cfg->user, uid, gid, err, sizeof(err)))) {
+	if (privs_check_queue_owner(d->cfg->queue_dir, root ? uid : (unsigned)geteuid(),
+				    d->user, err, sizeof(err)) ||
+	    (root && (privs_own_dir(d->cfg->queue_dir, uid, gid, err, sizeof(err)) ||
+		      privs_drop(d->cfg->user, uid, gid, err, sizeof(err))))) {
 		log_err(LOG_SVC_MASTER, "%s", err);
 		return -1;
 	}
@@ -463,6 +488,12 @@ int daemon_start(struct daemon *d)
 	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
 	if (smtp_server_start(d->smtpd))
 		return -1;
+	metrics_series_register(d);
+	char err[256];
+	if (d->metrics && metrics_http_start(d->metrics, err, sizeof(err))) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
 	log_info(LOG_SVC_MASTER, "daemon started -- version %s, configuration %s",
 		 PACKAGE_VERSION, d->config_path);
 	return 0;

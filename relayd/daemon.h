@@ -12,6 +12,7 @@
 struct smtp_server;
 struct dns_resolver;
 struct control;
+struct metrics_http;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -21,6 +22,7 @@ struct daemon {
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
 	struct control *control;     /* the admin tools' socket */
+	struct metrics_http *metrics;  /* metrics_listen; NULL: none */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reader_timer;     /* clears dead readers' slots */
 	uv_timer_t settle_timer;     /* a reload's one retry (passwd mid-rewrite) */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,8 +127,23 @@ void log_set_syslog_path(const char *path)
 	pthread_mutex_unlock(&L.mu);
 }
 
+/* Is stderr the journal (systemd's JOURNAL_STREAM names its device and
+ * inode)?  Then syslog lines reach the journal already, and a copy on
+ * stderr would show every line twice. */
+static int stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
 void log_open(const char *syslog_name, unsigned flags)
 {
+	if ((flags & LOG_FLAG_STDERR) && !(flags & LOG_FLAG_NOSYSLOG) && stderr_is_journal())
+		flags &= ~LOG_FLAG_STDERR;
 	pthread_mutex_lock(&L.mu);
 	for (int i = 0; i < LOG_SVC_COUNT; i++)
 		snprintf(L.tags[i], sizeof(L.tags[i]), "%s/%s",
@@ -170,8 +186,104 @@ static const char *severity(int prio)
 	}
 }
 
+/* ---- log_format = json ----
+ * The same line as one JSON object: the syslog header's parts as fields
+ * (time, host, ident, service, pid, severity), the text whole in
+ * "message", and what a log pipeline filters on pulled out of the text
+ * where the Postfix format makes that cheap: the queue id, the client of
+ * connect/disconnect, and the key=value pairs of the mail records
+ * (client=, from=, to=, relay=, dsn=, status=...). */
+
+/* "0ABC123DEF45: " at the start: the queue id (12 of [0-9A-Z]). */
+static size_t queue_id_prefix(const char *text)
+{
+	size_t n = strspn(text, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	return n == 12 && text[12] == ':' && text[13] == ' ' ? n : 0;
+}
+
+static const char *const record_keys[] = {
+	"client", "sasl_method", "sasl_username", "from", "to", "orig_to",
+	"relay", "delay", "delays", "dsn", "status", "size", "nrcpt", NULL,
+};
+
+static int record_key(const char *k, size_t n)
+{
+	for (int i = 0; record_keys[i]; i++)
+		if (strlen(record_keys[i]) == n && memcmp(record_keys[i], k, n) == 0)
+			return i;
+	return -1;
+}
+
+/* The end of a value starting at v: "<...>" to its '>', else up to ", ",
+ * " (" or the end. */
+static const char *value_end(const char *v)
+{
+	if (*v == '<') {
+		const char *e = strchr(v, '>');
+		if (e && (e[1] == 0 || e[1] == ',' || e[1] == ' '))
+			return e + 1;
+	}
+	const char *e = v + strcspn(v, ", (");
+	while (*e == ' ' && e[1] != '(' && e[1])
+		e += 1 + strcspn(e + 1, ", (");
+	return e;
+}
+
+static void set_str(json_t *o, const char *key, const char *v, size_t n)
+{
+	json_t *j = json_stringn(v, n);       /* NULL if not UTF-8: left out */
+	if (j)
+		json_object_set_new_nocheck(o, key, j);
+}
+
+/* key=value pairs of a mail record, after the queue id. */
+static void record_fields(json_t *o, const char *p)
+{
+	while (*p) {
+		size_t klen = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+		int k = klen && p[klen] == '=' ? record_key(p, klen) : -1;
+		if (k < 0)
+			return;
+		const char *v = p + klen + 1, *e = value_end(v);
+		const char *key = record_keys[k];
+		int angled = *v == '<' && e > v + 1 && e[-1] == '>';
+		if (angled)
+			set_str(o, key, v + 1, (size_t)(e - v - 2));
+		else if (!strcmp(key, "size") || !strcmp(key, "nrcpt"))
+			json_object_set_new_nocheck(o, key, json_integer(strtoll(v, NULL, 10)));
+		else if (!strcmp(key, "delay"))
+			json_object_set_new_nocheck(o, key, json_real(strtod(v, NULL)));
+		else
+			set_str(o, key, v, (size_t)(e - v));
+		if (!strcmp(key, "status") && e[0] == ' ' && e[1] == '(') {
+			/* "status=sent (250 2.0.0 Ok)": the rest is the reason. */
+			size_t n = strlen(e + 2);
+			set_str(o, "reason", e + 2, n && e[2 + n - 1] == ')' ? n - 1 : n);
+			return;
+		}
+		if (e[0] != ',' || e[1] != ' ')
+			return;
+		p = e + 2;
+	}
+}
+
+static void text_fields(json_t *o, const char *text)
+{
+	size_t id = queue_id_prefix(text);
+	if (id) {
+		set_str(o, "queue_id", text, id);
+		record_fields(o, text + id + 2);
+		return;
+	}
+	const char *c = !strncmp(text, "connect from ", 13) ? text + 13 :
+			!strncmp(text, "disconnect from ", 16) ? text + 16 : NULL;
+	if (c)
+		set_str(o, "client", c, strcspn(c, " "));
+}
+
 /* The JSON form of one line; malloc'd, or NULL. */
-static char *json_line(const char *tag, int prio, const char *text)
+static char *json_line(enum log_service svc, const char *tag, int prio,
+		       const char *text)
 {
 	char ts[64];
 	struct timespec now;
@@ -181,11 +293,13 @@ static char *json_line(const char *tag, int prio, const char *text)
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "time", ts,
-			      "host", L.host, "service", tag, "pid", (int)getpid(),
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "time", ts,
+			      "host", L.host, "ident", tag,
+			      "service", service_names[svc], "pid", (int)getpid(),
 			      "severity", severity(prio), "message", text);
 	if (!o)
 		return NULL;
+	text_fields(o, text + strlen(prefix(prio)));
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -206,7 +320,7 @@ void log_vmsg(enum log_service svc, int prio, const char *fmt, va_list ap)
 
 	pthread_mutex_lock(&L.mu);
 	const char *tag = L.tags[svc][0] ? L.tags[svc] : service_names[svc];
-	char *json = L.flags & LOG_FLAG_JSON ? json_line(tag, prio, text) : NULL;
+	char *json = L.flags & LOG_FLAG_JSON ? json_line(svc, tag, prio, text) : NULL;
 	const char *body = json ? json : text;
 	if (L.sink) {
 		char line[2400];
@@ -216,7 +330,12 @@ void log_vmsg(enum log_service svc, int prio, const char *fmt, va_list ap)
 		time_t now = time(NULL);
 		if (!(L.flags & LOG_FLAG_NOSYSLOG))
 			syslog_send(prio, tag, body, now);
-		if (L.flags & (LOG_FLAG_STDERR | LOG_FLAG_NOSYSLOG))
+		/* JSON on stderr is the bare object, one a line, for
+		 * pipelines reading a container's output: it carries the
+		 * header's fields itself. */
+		if (json && (L.flags & (LOG_FLAG_STDERR | LOG_FLAG_NOSYSLOG)))
+			fprintf(stderr, "%s\n", json);
+		else if (L.flags & (LOG_FLAG_STDERR | LOG_FLAG_NOSYSLOG))
 			fprintf(stderr, "%s %s %s[%d]: %s\n", stamp(now), L.host, tag,
 				(int)getpid(), body);
 	}

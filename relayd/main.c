@@ -9,6 +9,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "service.h"
 
 #define DEFAULT_CONFIG "/etc/relayd/relayd.conf"
 
@@ -56,9 +57,12 @@ int main(int argc, char **argv)
 	if (cfg->log_format == LOG_FORMAT_JSON)
 		d.log_flags |= LOG_FLAG_JSON;
 	log_open(cfg->syslog_name, d.log_flags);
-	if (!foreground && daemon(0, 0) != 0)
+	if (!foreground && service_detach() != 0)
 		log_fatal(LOG_SVC_MASTER, "cannot detach: %m");
-	if (daemon_start(&d) != 0)
-		return 1;
+	if (daemon_start(&d) != 0) {
+		service_started(0);
+		log_fatal(LOG_SVC_MASTER, "relayd not started: see the error above");
+	}
+	service_started(1);
 	return daemon_run(&d);
 }

@@ -142,3 +142,38 @@ int privs_check_access(const char *path, int mode, const char *user,
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 	return -1;
 }
+
+int privs_check_queue_owner(const char *dir, unsigned uid, const char *user,
+			    char *err, size_t errlen)
+{
+	/* LMDB's files and the daemon lock: a tool run as root while the
+	 * daemon was down leaves them root's, and opening them then fails
+	 * with a bare EACCES. */
+	static const char *const files[] = { "", "/data.mdb", "/lock.mdb", "/relayd.lock" };
+	char path[PATH_MAX], how[128];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct stat st;
+		if (snprintf(path, sizeof(path), "%s%s", dir, files[i]) >= (int)sizeof(path)) {
+			snprintf(err, errlen, "%s: path too long", dir);
+			return -1;
+		}
+		if (lstat(path, &st)) {
+			/* EACCES: not root; privs_check_access says why. */
+			if (errno == ENOENT || errno == EACCES)
+				continue;
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		if (st.st_uid == uid && (i > 0 || S_ISDIR(st.st_mode)))
+			continue;
+		describe(path, how, sizeof(how));
+		if (i == 0 && !S_ISDIR(st.st_mode))
+			snprintf(err, errlen, "queue_dir %s%s is not a directory", dir, how);
+		else
+			snprintf(err, errlen,
+				 "queue_dir %s: %s%s is not owned by user %s: if it is the queue, chown -R %s: %s; otherwise set queue_dir to a directory of relayd's own (relayd creates it when it does not exist)",
+				 dir, path, how, user, user, dir);
+		return -1;
+	}
+	return 0;
+}

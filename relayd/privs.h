@@ -26,5 +26,14 @@ int privs_drop(const char *user, unsigned uid, unsigned gid, char *err,
  * owner, the user, and the permission it needs. */
 int privs_check_access(const char *path, int mode, const char *user,
 		       char *err, size_t errlen);
+/* Does queue_dir belong to uid (`user` in the message)?  0 when it does,
+ * or when it does not exist yet (relayd makes it); -1 with err naming
+ * the directory or the queue file inside it (LMDB's, the daemon lock)
+ * that belongs to someone
+ * else, its owner, and the chown that fixes it.  relayd never takes over
+ * a directory that is someone else's: queue_dir pointing at the wrong
+ * place must not change that place's owner. */
+int privs_check_queue_owner(const char *dir, unsigned uid, const char *user,
+			    char *err, size_t errlen);
 
 #endif

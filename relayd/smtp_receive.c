@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "log.h"
 #include "maillog.h"
+#include "metrics.h"
 #include "smtp_session_int.h"
 #include "text.h"
 
@@ -159,6 +160,9 @@ static void on_commit(void *arg, int status, const struct queue_op *op)
 	struct smtp_txn *t = s->txn;
 	if (status == 0) {
 		s->env->messages++;
+		metric_inc(METRIC_SMTPD_MESSAGES);
+		metric_observe(METRIC_SMTPD_ACCEPT_LATENCY,
+			       (double)(uv_hrtime() - t->content_end) / 1e9);
 		maillog_queued(t->id.s, t->mail.addr,
 			       (unsigned long long)t->stored_size, t->nrcpt);
 	} else {
@@ -188,6 +192,8 @@ static void finish_content(struct smtp_session *s, enum smtp_count which)
 	struct smtp_txn *t = s->txn;
 	struct smtp_data *d = &t->data;
 	const char *refuse = NULL;
+	if (!t->content_end)         /* not again after a spill wait */
+		t->content_end = uv_hrtime();
 	if (d->bare_eol)
 		refuse = "550 5.6.0 Error: bare <CR> or <LF> in message content";
 	else if (d->too_big)

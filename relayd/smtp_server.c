@@ -7,6 +7,7 @@
 #include <string.h>
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtp_server.h"
 #include "smtp_session.h"
 #include "tls.h"
@@ -149,6 +150,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!c)
 		return;
 	s->accepted++;
+	metric_inc(METRIC_SMTPD_CONNECTIONS);
 	const struct config *cfg = s->env.cfg;
 	const uint64_t limit = cfg->smtpd_session_limit;
 	if (s->nsessions >= limit + REFUSE_SLACK) {

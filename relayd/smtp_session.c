@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "log.h"
 #include "maillog.h"
+#include "metrics.h"
 #include "smtp_session_int.h"
 
 static const char *const count_names[C_COUNT] = {
@@ -32,6 +33,8 @@ void smtp_count(struct smtp_session *s, enum smtp_count c, int ok)
 	s->total[c]++;
 	if (ok)
 		s->ok[c]++;
+	if (c == C_AUTH)
+		metric_inc_label(METRIC_SMTPD_AUTH, ok ? METRIC_AUTH_SUCCESS : METRIC_AUTH_FAILURE);
 }
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -48,11 +51,13 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	buf[n++] = '\r';
 	buf[n++] = '\n';
 	conn_write(s->conn, buf, (size_t)n);
+	metric_inc_label(METRIC_SMTPD_REPLIES, (unsigned)metric_reply_class(buf[0]));
 	/* 4xx/5xx count towards the error limit (Postfix's
 	 * smtpd_hard_error_limit); 421 closes anyway. */
 	if ((buf[0] == '4' || buf[0] == '5') && strncmp(buf, "421", 3) != 0 &&
 	    ++s->errors == SMTP_ERROR_LIMIT && s->state != SS_DONE) {
 		conn_write(s->conn, "421 4.7.0 Error: too many errors\r\n", 34);
+		metric_inc_label(METRIC_SMTPD_REPLIES, METRIC_CLASS_4XX);
 		log_info(LOG_SVC_SMTPD, "too many errors from %s[%s]",
 			 s->client_name, s->client_addr);
 		s->quitting = 1;
@@ -254,6 +259,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *arg)
 		      "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
 		      "250-SMTPUTF8\r\n250 CHUNKING\r\n");
 	conn_write(s->conn, buf, (size_t)n);
+	metric_inc_label(METRIC_SMTPD_REPLIES, METRIC_CLASS_2XX);
 }
 
 /* May this session relay (RFC 5321 §3.6.1; relayd delivers nothing

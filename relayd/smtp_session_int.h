@@ -54,6 +54,7 @@ struct smtp_txn {
 	int finish_waiting;            /* to submit the complete content */
 	enum smtp_count finish_which;  /* C_DATA or C_BDAT, for finish_content */
 	const char *bdat_reply;
+	uint64_t content_end;          /* uv_hrtime() at its end, for metrics */
 };
 
 struct smtp_session {

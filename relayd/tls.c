@@ -30,6 +30,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include "tls.h"
+#include "metrics.h"
 
 /* One session ticket key: AES-256-CBC + HMAC-SHA256, OpenSSL's own scheme. */
 struct ticket_key {
@@ -593,6 +594,7 @@ static int conn_handshake(struct tls_conn *t)
 	if (r != 1)
 		return r;
 	t->hs_done = 1;
+	metric_inc_label(METRIC_TLS_SESSIONS, t->is_server ? METRIC_TLS_SERVER : METRIC_TLS_CLIENT);
 	return conn_flush(t) < 0 ? -1 : 1;
 }
 

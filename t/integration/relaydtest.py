@@ -122,6 +122,7 @@ class Relayd:
         self.conf_path = os.path.join(self.dir, "relayd.conf")
         self.proc = None
         self.env = None          # the daemon's environment (None: ours)
+        self.prefix = []         # a command relayd runs under (setpriv, unshare)
         lines = [
             "hostname = %s" % hostname,
             "smtp_listen = 127.0.0.1:%d" % self.port_smtp,
@@ -173,7 +174,7 @@ class Relayd:
         for attempt in range(5):
             start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
             self.log_file = open(self.log_path, "ab")
-            self.proc = subprocess.Popen([RELAYD, "-F", "-f", self.conf_path],
+            self.proc = subprocess.Popen(self.prefix + [RELAYD, "-F", "-f", self.conf_path],
                                          stdout=self.log_file, stderr=subprocess.STDOUT,
                                          env=self.env)
             if not wait_port:

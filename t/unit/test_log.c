@@ -118,12 +118,34 @@ int main(void)
 	expect("mta/smtpd[PID]: x", "syslog_name changes the tag");
 	log_open("relayd", LOG_FLAG_NOSYSLOG | LOG_FLAG_JSON);
 	log_info(LOG_SVC_QMGR, "a \"quoted\"\nline");
-	ok(strstr(last, "\"service\": \"relayd/qmgr\"") || strstr(last, "\"service\":\"relayd/qmgr\""),
-	   "json: service field");
+	ok(strstr(last, "\"ident\":\"relayd/qmgr\"") && strstr(last, "\"service\":\"qmgr\""),
+	   "json: ident (the syslog tag) and service fields (%s)", last);
 	/* The newline is escaped before JSON sees it, like in every format;
 	 * jansson escapes the quotes and that backslash. */
 	ok(strstr(last, "\"message\":\"a \\\"quoted\\\"\\\\x0Aline\"") != NULL,
 	   "json: message escaped by relayd, then by jansson (%s)", last);
+	maillog_queued("0ABC123DEF45", "a@b.example", 5120, 3);
+	ok(strstr(last, "\"queue_id\":\"0ABC123DEF45\"") && strstr(last, "\"from\":\"a@b.example\"") &&
+	   strstr(last, "\"size\":5120") && strstr(last, "\"nrcpt\":3"),
+	   "json: queue_id, from, size, nrcpt of a queue record (%s)", last);
+	struct maillog_delivery dl = {
+		.id = "0ABC123DEF45", .rcpt = "b@c.example", .relay_host = "mx.c.example",
+		.relay_ip = "192.0.2.9", .relay_port = 25, .delay = 1.5,
+		.delays = { 0.1, 0.2, 0.3, 0.9 }, .dsn = "4.4.1", .status = "deferred",
+		.reason = "connect to mx.c.example[192.0.2.9]:25: Connection refused, try later",
+	};
+	maillog_delivery(&dl);
+	ok(strstr(last, "\"to\":\"b@c.example\"") &&
+	   strstr(last, "\"relay\":\"mx.c.example[192.0.2.9]:25\"") &&
+	   strstr(last, "\"dsn\":\"4.4.1\"") && strstr(last, "\"status\":\"deferred\"") &&
+	   strstr(last, "\"delay\":1.5") &&
+	   strstr(last, "\"reason\":\"connect to mx.c.example[192.0.2.9]:25: Connection refused, try later\""),
+	   "json: to, relay, delay, dsn, status and the whole reason of a delivery record (%s)", last);
+	maillog_connect("client.example", "192.0.2.1");
+	ok(strstr(last, "\"client\":\"client.example[192.0.2.1]\""), "json: client of connect (%s)", last);
+	log_info(LOG_SVC_SMTPD, "0ABC123DEF45: from=<evil\">, to=<x>, bogus=1");
+	ok(strstr(last, "\"from\":\"evil\\\"\"") && !strstr(last, "bogus\":"),
+	   "json: quotes in a value escaped, unknown keys not made fields (%s)", last);
 	char big[5000];
 	memset(big, 'A', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;

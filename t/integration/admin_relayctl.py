@@ -47,6 +47,16 @@ def next_times(r, qid):
     return [x["next_attempt_time"] for x in jlist(r)[qid]["recipients"]]
 
 
+def due_now(r, qid, since):
+    """Every recipient due now, or tried since `since` (a running
+    scheduler may have taken it at once)."""
+    for x in jlist(r)[qid]["recipients"]:
+        tried = [h["time"] for h in x["attempt_history"] if h["time"] >= since]
+        if abs(x["next_attempt_time"] - time.time()) > 2 and not tried:
+            return False
+    return True
+
+
 def scenario(running):
     mode = "running" if running else "stopped"
     r = Relayd(conf=NO_DELIVERY, tls=False)
@@ -55,10 +65,10 @@ def scenario(running):
         r.stop()
         slog = Syslog(r.dir)
         env = dict(os.environ, RELAYD_SYSLOG_SOCKET=slog.path)
-        m1 = inject(r, "spam@spam.example", ["a@dead.example"], reason="connection refused",
+        m1 = inject(r, "spam@spam.example", ["a@dead.example"], reason="421 dead host refused",
                     age=3 * 3600)
         m2 = inject(r, "Spam@SPAM.example", ["b@ok.example"], reason="450 greylisted", age=600)
-        m3 = inject(r, "good@example.org", ["c@dead.example"], reason="connection refused",
+        m3 = inject(r, "good@example.org", ["c@dead.example"], reason="421 dead host refused",
                     age=3600)
         m4 = inject(r, "good@example.org", ["d@ok.example"])
         if running:
@@ -80,26 +90,26 @@ def scenario(running):
         code, out, err = ctl("hold", m1)
         t.eq(code, 0, "%s: holding it again is not an error" % mode)
 
+        since = int(time.time())
         code, out, err = ctl("release", "ALL")
-        now = int(time.time())
         t.eq(code, 0, "%s: release ALL" % mode)
-        t.ok(all(abs(x - now) <= 2 for x in next_times(r, m1)),
-             "%s: released: due now (next_attempt_time)" % mode, str(jlist(r)[m1]))
-        t.ok(any(d[0] == m1 and abs(d[2] - now) <= 2 for d in due(r)),
-             "%s: and in the due index now" % mode)
+        t.ok(due_now(r, m1, since), "%s: released: due now (next_attempt_time)" % mode,
+             str(jlist(r)[m1]))
+        t.ok(any(d[0] == m1 and (abs(d[2] - time.time()) <= 2 or running) for d in due(r)),
+             "%s: and back in the due index" % mode)
         t.ok(re.search(r"%s: released from hold" % m1, log()), "%s: logged release" % mode)
 
-        t.ok(all(x > now + 1000 for x in next_times(r, m3)), "%s: m3 due later" % mode)
+        t.ok(all(x > time.time() + 1000 for x in next_times(r, m3)), "%s: m3 due later" % mode)
+        since = int(time.time())
         code, out, err = ctl("requeue", "-", stdin=(m3 + "\n\n").encode())
-        now = int(time.time())
         t.eq(code, 0, "%s: requeue - (ids on stdin)" % mode)
-        t.ok(all(abs(x - now) <= 2 for x in next_times(r, m3)), "%s: requeued: due now" % mode)
+        t.ok(due_now(r, m3, since), "%s: requeued: due now" % mode)
         t.ok(re.search(r"%s: requeued" % m3, log()), "%s: logged requeue" % mode)
 
+        since = int(time.time())
         code, out, err = ctl("flush")
-        now = int(time.time())
         t.eq(code, 0, "%s: flush" % mode)
-        t.ok(all(abs(x - now) <= 2 for x in next_times(r, m2)), "%s: flush: deferred due now" % mode)
+        t.ok(due_now(r, m2, since), "%s: flush: deferred due now" % mode)
 
         code, out, err = ctl("hold", m4)
         code, out, err = ctl("deliver", m4)
@@ -121,7 +131,7 @@ def scenario(running):
         code, out, err = ctl("hold", "--to-domain", "DEAD.example", "--older-than", "2h", "--dry-run")
         t.eq([ln.split(":")[0] for ln in out.decode().split("\n")[:-1]], [m1],
              "%s: --to-domain and --older-than together" % mode)
-        code, out, err = ctl("hold", "--reason", "refused$", "--dry-run")
+        code, out, err = ctl("hold", "--reason", "dead host refused$", "--dry-run")
         t.eq(sorted(ln.split(":")[0] for ln in out.decode().split("\n")[:-1]), sorted([m1, m3]),
              "%s: --reason REGEX" % mode)
         code, out, err = ctl("hold", "--from", "good@EXAMPLE.org", "--dry-run", "ALL")

@@ -142,7 +142,8 @@ static void print_table(struct shape *sh, FILE *out)
 			sh->rows[k++] = sh->rows[i];
 	for (size_t i = k; i < sh->cap; i++)      /* each name once */
 		sh->rows[i].name = NULL;
-	qsort(sh->rows, k, sizeof(*sh->rows), by_total);
+	if (k)      /* no table at all for an empty queue */
+		qsort(sh->rows, k, sizeof(*sh->rows), by_total);
 	for (int c = 0; c <= NBUCKETS; c++) {
 		w[c] = (int)strlen(bucket_names[c]);
 		if (digits(sh->total.n[c]) > w[c])

@@ -116,6 +116,8 @@ try:
     r.stop()
     code, out, err = relayq(r)
     t.eq((code, out), (0, b"Mail queue is empty\n"), "an empty queue, daemon stopped")
+    code, out, err = relayq(r, "-s")
+    t.ok(code == 0 and err == "" and b"TOTAL" in out, "-s on an empty queue: a zero table", err)
     # Put in while the daemon is down: a scheduler would try them at once.
     inject(r, "a@example.org", ["b@example.net", "c@Example.NET", "d@other.org"])
     inject(r, "", ["x@example.net"])

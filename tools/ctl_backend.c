@@ -1,6 +1,7 @@
 /*
  * ctl_backend.c - the control socket or the queue itself (ctl_backend.h).
  */
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +86,13 @@ int ctl_backend_open(struct ctl_backend *b, const struct config *cfg,
 	}
 	if (become_queue_owner(cfg->queue_dir, prog))
 		return -1;
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data.mdb", cfg->queue_dir);
+	if (access(data, W_OK) && errno == EACCES) {
+		fprintf(stderr, "%s: relayd is not running, and changing its queue needs "
+			"write access to %s (root or the relayd user)\n", prog, data);
+		return -1;
+	}
 	rc = queue_lock_acquire(cfg->queue_dir, &b->lock);
 	if (rc == QUEUE_EBUSY)       /* relayd started meanwhile */
 		return open_socket(b, cfg, prog);

@@ -23,7 +23,11 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relaydtest import TAP, Relayd, NO_DELIVERY, QUEUED_RE  # noqa: E402
-from admincommon import relayctl  # noqa: E402
+from admincommon import relayctl, RELAYCTL, RELAYQ, run  # noqa: E402
+
+# A user in the relayd group only, and one in neither (setpriv, util-linux).
+AS_GROUP = ["setpriv", "--reuid=nobody", "--regid=relayd", "--clear-groups"]
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 t = TAP()
 LINE_MAX = 64 * 1024
@@ -69,6 +73,11 @@ try:
     t.eq(stat.S_IMODE(st.st_mode), 0o660, "mode 0660")
     t.eq((pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name),
          ("relayd", "relayd"), "owned by relayd:relayd (made after the privilege drop)")
+
+    code, out, err = run(AS_GROUP + [RELAYCTL, "-f", r.conf_path, "status"])
+    t.ok(code == 0 and b"daemon: running" in out, "a relayd group member may use the socket", err)
+    code, out, err = run(AS_NOBODY + [RELAYCTL, "-f", r.conf_path, "hold", "ALL"])
+    t.ok(code == 1, "anyone else may not", err)
 
     with connect(path) as s:
         rep = call(s, b'{"verb":"status"}\n')
@@ -176,6 +185,10 @@ try:
 
     t.eq(r.stop(), 0, "the daemon stops cleanly")
     t.ok(not os.path.exists(path), "and removes its socket")
+    code, out, err = run(AS_GROUP + [RELAYQ, "-f", r.conf_path])
+    t.eq(code, 0, "daemon down: a relayd group member may list the queue")
+    code, out, err = run(AS_GROUP + [RELAYCTL, "-f", r.conf_path, "hold", "ALL"])
+    t.ok(code == 1 and "needs write access" in err, "but not change it, and is told why", err)
     t.ok(r.sanitizer_clean(), "no sanitizer report", r.log())
 except Exception:
     t.ok(False, "exception", traceback.format_exc())

@@ -121,6 +121,32 @@ try:
             closed = True
         t.ok(closed, "and the connection is closed")
 
+    # Random bytes and mangled requests (seeded, bounded), a connection each.
+    import random
+    rnd = random.Random(12)
+    seeds = [b'{"verb":"hold","ids":["0CRBY68X1NKR"]}\n', b'{"verb":"status"}\n',
+             b'{"verb":"delete","ids":[]}\n']
+    answered = 0
+    for i in range(200):
+        if i % 2:
+            data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300))) + b"\n"
+        else:
+            data = bytearray(rnd.choice(seeds))
+            for _ in range(rnd.randrange(1, 6)):
+                data[rnd.randrange(len(data) - 1)] = rnd.randrange(256)
+            data = bytes(data)
+        try:
+            with connect(path) as c:
+                c.settimeout(5)
+                c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+                if c.recv(65536):
+                    answered += 1
+        except OSError:
+            pass
+    t.ok(answered >= 190, "200 random or mangled requests: answered (%d)" % answered)
+    t.ok(status_ok(path) and r.proc.poll() is None, "and the daemon is still up")
+
     conns = []
     for i in range(150):
         for attempt in range(50):      # a full backlog says EAGAIN: wait for accept

@@ -1342,6 +1342,20 @@ int config_load(struct config *cfg, const char *path, FILE *errs)
 	return n;
 }
 
+int config_load_quiet(struct config *cfg, const char *path, FILE *errs)
+{
+	char *msg = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&msg, &len);
+	int rc = config_load(cfg, path, mem ? mem : errs);
+	if (mem)
+		fclose(mem);
+	if (rc != 0 && msg)
+		fputs(msg, errs);
+	free(msg);
+	return rc;
+}
+
 void config_free(struct config *cfg)
 {
 	size_t i;

@@ -55,21 +55,10 @@ static void usage(void)
  * so that a verb's output is not drowned in "not implemented yet". */
 static int load_config(struct relayctl *ctl)
 {
-	char *msg = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&msg, &len);
-	int rc = config_load(&ctl->cfg, ctl->config_path, errs ? errs : stderr);
-	if (errs)
-		fclose(errs);
-	if (rc != 0 && msg)
-		fputs(msg, stderr);
-	free(msg);
-	if (rc != 0) {
-		fprintf(stderr, "relayctl: %s: configuration errors\n",
-			ctl->config_path);
-		return -1;
-	}
-	return 0;
+	if (config_load_quiet(&ctl->cfg, ctl->config_path, stderr) == 0)
+		return 0;
+	fprintf(stderr, "relayctl: %s: configuration errors\n", ctl->config_path);
+	return -1;
 }
 
 int main(int argc, char **argv)

@@ -24,21 +24,12 @@ static void usage(void)
 	exit(2);
 }
 
-/* The configuration; its warnings are shown only with its errors. */
 static int load_config(struct config *cfg, const char *path)
 {
-	char *msg = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&msg, &len);
-	int rc = config_load(cfg, path, errs ? errs : stderr);
-	if (errs)
-		fclose(errs);
-	if (rc != 0 && msg)
-		fputs(msg, stderr);
-	free(msg);
-	if (rc != 0)
-		fprintf(stderr, "relayq: %s: configuration errors\n", path);
-	return rc ? -1 : 0;
+	if (config_load_quiet(cfg, path, stderr) == 0)
+		return 0;
+	fprintf(stderr, "relayq: %s: configuration errors\n", path);
+	return -1;
 }
 
 int relayq_finish(int rc, FILE *out)

@@ -39,6 +39,8 @@
 #include "privs.h"
 #include "service.h"
 #include "resolver.h"
+#include "delivery/sched.h"
+#include "bounce/bounce.h"
 #include "smtp_server.h"
 #include "tls.h"
 
@@ -83,11 +85,18 @@ static void close_signals(struct daemon *d)
 	signal(SIGHUP, SIG_IGN);
 }
 
-/* Every session is gone: commit the rest and let the loop end. */
-static void on_server_stopped(void *arg)
+/* Every session and every delivery is gone, their results committed:
+ * commit the rest and let the loop end. */
+static void on_part_stopped(void *arg)
 {
 	struct daemon *d = arg;
+	if (--d->stop_waiting)
+		return;
 	queue_writer_stop(d->queue);
+	sched_free(d->sched);
+	d->sched = NULL;
+	bounce_free(d->bounce);
+	d->bounce = NULL;
 	uv_close((uv_handle_t *)&d->reader_timer, NULL);
 	smtp_server_free(d->smtpd);
 	d->smtpd = NULL;
@@ -106,7 +115,12 @@ static void stop(struct daemon *d)
 	control_stop(d->control);    /* its last requests commit before the writer stops */
 	d->control = NULL;
 	service_notify("STOPPING=1");
-	smtp_server_stop(d->smtpd, on_server_stopped, d);
+	/* deliveries stop first: abandoned before the final dot, their
+	 * results still go through the writer */
+	d->stop_waiting = d->sched ? 2 : 1;
+	if (d->sched)
+		sched_stop(d->sched, on_part_stopped, d);
+	smtp_server_stop(d->smtpd, on_part_stopped, d);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -320,8 +334,12 @@ static void reload(struct daemon *d)
 	/* Listeners, queue_dir and user need a restart; the rest applies to
 	 * new sessions now, and sessions in progress keep their snapshot. */
 	smtp_server_set_config(d->smtpd, fresh);
+	if (d->sched)
+		sched_set_config(d->sched, fresh);
 	if (metrics_listen_changed(&d->cfg->metrics_listen, &fresh->metrics_listen))
 		log_warn(LOG_SVC_MASTER, "reload: metrics_listen takes effect at the next restart");
+	if (d->bounce)
+		bounce_set_config(d->bounce, fresh);
 	if (resolver_conf_changed(d->cfg, fresh))
 		log_warn(LOG_SVC_MASTER, "reload: dns_servers and dns_timeout take effect at the next restart");
 	config_unref(d->cfg);
@@ -410,6 +428,11 @@ static int start_resolver(struct daemon *d)
 		log_err(LOG_SVC_MASTER, "cannot start the resolver: out of memory");
 		return -1;
 	}
+	/* RELAYD_PREFER_IPV6=1 (tests only, not a configuration key): IPv6
+	 * first, as on a host with a global IPv6 address. */
+	const char *v6 = getenv("RELAYD_PREFER_IPV6");
+	if (v6 && strcmp(v6, "1") == 0)
+		rc.opt.prefer_ipv6 = 1;
 	int rc_new = dns_resolver_new(&d->dns, d->loop, &rc.opt, err, sizeof(err));
 	resolver_conf_free(&rc);
 	if (rc_new) {
@@ -431,6 +454,11 @@ static int start_control(struct daemon *d)
 		return -1;
 	}
 	return 0;
+}
+
+static void wake_sched(void *arg)
+{
+	sched_wake(arg);
 }
 
 int daemon_start(struct daemon *d)
@@ -486,6 +514,13 @@ int daemon_start(struct daemon *d)
 	uv_signal_start(&d->sig_term, on_stop_signal, SIGTERM);
 	uv_signal_start(&d->sig_int, on_stop_signal, SIGINT);
 	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
+	if (sched_new(&d->sched, d->loop, d->queue, d->dns, d->cfg) ||
+	    bounce_new(&d->bounce, d->loop, d->queue, d->cfg)) {
+		log_err(LOG_SVC_MASTER, "cannot start the scheduler: out of memory");
+		return -1;
+	}
+	sched_set_report_ops(d->sched, bounce_ops(d->bounce));
+	smtp_server_set_on_queued(d->smtpd, wake_sched, d->sched);
 	if (smtp_server_start(d->smtpd))
 		return -1;
 	metrics_series_register(d);
@@ -494,6 +529,7 @@ int daemon_start(struct daemon *d)
 		log_err(LOG_SVC_MASTER, "%s", err);
 		return -1;
 	}
+	sched_start(d->sched);
 	log_info(LOG_SVC_MASTER, "daemon started -- version %s, configuration %s",
 		 PACKAGE_VERSION, d->config_path);
 	return 0;

@@ -12,7 +12,9 @@
 struct smtp_server;
 struct dns_resolver;
 struct control;
+struct sched;
 struct metrics_http;
+struct bounce;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -22,6 +24,9 @@ struct daemon {
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
 	struct control *control;     /* the admin tools' socket */
+	struct sched *sched;         /* the delivery scheduler */
+	struct bounce *bounce;       /* its report (DSN) service */
+	int stop_waiting;            /* server and scheduler still stopping */
 	struct metrics_http *metrics;  /* metrics_listen; NULL: none */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reader_timer;     /* clears dead readers' slots */

@@ -165,6 +165,8 @@ static void on_commit(void *arg, int status, const struct queue_op *op)
 			       (double)(uv_hrtime() - t->content_end) / 1e9);
 		maillog_queued(t->id.s, t->mail.addr,
 			       (unsigned long long)t->stored_size, t->nrcpt);
+		if (s->env->queued)
+			s->env->queued(s->env->queued_arg);
 	} else {
 		log_warn(LOG_SVC_SMTPD, "%s: queue commit failed: %s", t->id.s,
 			 queue_strerror(status));

@@ -275,6 +275,13 @@ void smtp_server_set_queue(struct smtp_server *s, struct queue *q)
 	s->env.queue = q;
 }
 
+void smtp_server_set_on_queued(struct smtp_server *s, void (*fn)(void *arg),
+			       void *arg)
+{
+	s->env.queued = fn;
+	s->env.queued_arg = arg;
+}
+
 void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns)
 {
 	s->env.dns = dns;

@@ -33,6 +33,9 @@ void smtp_server_set_queue(struct smtp_server *s, struct queue *q);
  * frees it only after the server has stopped. */
 struct dns_resolver;
 void smtp_server_set_dns(struct smtp_server *s, struct dns_resolver *dns);
+/* fn(arg) after each message is committed (NULL: none). */
+void smtp_server_set_on_queued(struct smtp_server *s, void (*fn)(void *arg),
+			       void *arg);
 /* Start accepting. */
 int smtp_server_start(struct smtp_server *s);
 /* Swap in a reloaded configuration (the server takes a reference):

@@ -34,6 +34,9 @@ struct smtpd_env {
 	/* The server's hooks. */
 	void (*session_ended)(void *srv, struct smtp_session *s);
 	void *srv;
+	/* A message was committed (the delivery scheduler's wake-up). */
+	void (*queued)(void *arg);
+	void *queued_arg;
 };
 
 /* Take over an accepted connection; the session frees itself and calls

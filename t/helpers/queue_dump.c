@@ -11,6 +11,8 @@
  *                            lock, else "stopped"
  *   queue_dump DIR -D        the due index, what the scheduler will take:
  *                            "ID RCPT WHEN" per entry, earliest first
+ *   queue_dump DIR ID -H     put the message on hold (the daemon must be
+ *                            stopped: takes its lock, opens writable)
  *
  * Opens the queue read-only.  Exit 1 with a message on stderr when the
  * queue or the message is not there (or a read fails), 2 on bad usage.
@@ -114,12 +116,35 @@ static int dump_due(const char *dir)
 	return rc ? 1 : 0;
 }
 
+/* A tool's write: under the daemon lock, one durable transaction. */
+static int hold(const char *dir, const char *id)
+{
+	struct queue_lock *l;
+	struct queue *q;
+	int rc = queue_lock_acquire(dir, &l);
+	if (rc) {
+		fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(rc));
+		return 1;
+	}
+	if (!(rc = queue_open(&q, dir, 0, 0))) {
+		struct queue_op *op = queue_op_admin(id, QUEUE_ADMIN_HOLD);
+		rc = op ? queue_sync_run(q, op) : QUEUE_ENOMEM;
+		queue_op_free(op);
+		queue_close(q);
+	}
+	queue_lock_release(l);
+	if (rc)
+		fprintf(stderr, "queue_dump: hold %s: %s\n", id, queue_strerror(rc));
+	return rc ? 1 : 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: queue_dump DIR ID [-e]\n"
 		"       queue_dump DIR -l\n"
 		"       queue_dump DIR -L\n"
-		"       queue_dump DIR -D\n");
+		"       queue_dump DIR -D\n"
+		"       queue_dump DIR ID -H\n");
 	exit(2);
 }
 
@@ -149,6 +174,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[2], "-D") == 0)
 		return dump_due(dir);
+	if (argc == 4 && strcmp(argv[3], "-H") == 0)
+		return hold(dir, argv[2]);
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-l") == 0)
 			list = 1;

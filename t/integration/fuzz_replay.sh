@@ -6,7 +6,7 @@
 set -u
 . "$(dirname "$0")/../lib.sh"
 fz=$top_srcdir/t/fuzz
-for target in config smtp_data smtp_parse queue_codec dns_msg smtp_reply sendmail; do
+for target in config smtp_data smtp_parse queue_codec dns_msg smtp_reply sendmail dsn_compose; do
 	replay=$top_builddir/t/fuzz/replay_$target
 	n_seeds=$(find "$fz/corpus/$target" -type f 2>/dev/null | wc -l)
 	check "$target: the seed corpus exists ($n_seeds inputs)" test "$n_seeds" -gt 0

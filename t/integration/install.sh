@@ -9,7 +9,9 @@ set -u
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dest=$tmp/root
-mk() { make -s --no-print-directory -C "$top_builddir" "$@"; }
+# Not the parent make's flags: under make check they bring -w and a
+# jobserver, whose messages would mix with the printed directories.
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$top_builddir" "$@"; }
 
 check "make install DESTDIR=... succeeds" mk install DESTDIR="$dest"
 # The directories this build installs into, as configure set them.

@@ -107,8 +107,9 @@ try:
                  "relayd_queue_oldest_message_age_seconds", "relayd_queue_map_used_bytes",
                  "relayd_queue_map_size_bytes", "relayd_smtpd_accept_latency_seconds_count"):
         t.ok((name, None) in before, "first scrape has %s" % name)
-    t.ok(not any(k[0].startswith("relayd_delivery") for k in before),
-         "no delivery series before the delivery engine registers them")
+    t.ok(("relayd_delivery_recipients_total", "sent") in before and
+         ("relayd_delivery_latency_seconds_count", None) in before,
+         "the delivery engine registered its series")
     t.eq(before.get(("relayd_queue_map_size_bytes", None)), 256.0 * 1024 * 1024,
          "map size is queue_map_size")
 
@@ -138,6 +139,16 @@ try:
          "accept latency sum is a plausible number of seconds",
          str(moved(("relayd_smtpd_accept_latency_seconds_sum", None))))
     t.eq(after.get(("relayd_queue_messages", None)), 2.0, "queue gauge: 2 messages")
+    # NO_DELIVERY's relayhost refuses: the first attempt is deferred (and
+    # the destination backed off as a whole, so the other may wait)
+    deadline = time.time() + 10
+    while moved(("relayd_delivery_recipients_total", "deferred")) < 1 and time.time() < deadline:
+        time.sleep(0.2)
+        head, after = scrape(mport)
+    t.ok(1 <= moved(("relayd_delivery_recipients_total", "deferred")) <= 2,
+         "delivery: recipients deferred counted")
+    t.eq(moved(("relayd_delivery_latency_seconds_count", None)), 0,
+         "delivery latency: nothing final yet")
     t.ok(after.get(("relayd_queue_oldest_message_age_seconds", None), -1) > 0,
          "oldest message age > 0")
     t.ok(after.get(("relayd_queue_map_used_bytes", None), 0) > 0, "map use > 0")

@@ -286,6 +286,10 @@ def test_eio(t):
     try:
         r.start()
         t.ok(queued_id(send_one(r.port_smtp, message(1))), "EIO: a message before the fault is queued")
+        # The scheduler's writes for it (claim, deferral) must be behind
+        # us, or one of them, not message 2, would meet the fault.
+        r.wait_log("status=deferred")
+        time.sleep(0.3)
         open(trigger, "w").close()
         try:
             reply = send_one(r.port_smtp, message(2))

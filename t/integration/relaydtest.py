@@ -150,6 +150,10 @@ class Relayd:
                 f.write(sender_map)
             os.chmod(path, 0o644)
             lines.append("sender_login_map = %s" % path)
+        # Mail must not leave for the real DNS or the network: a test that
+        # names no next hop keeps what it queues (NO_DELIVERY).
+        if not re.search(r"(?m)^\s*(relayhost|dns_servers)\s*=", conf):
+            conf = NO_DELIVERY + conf
         self.write_conf("\n".join(lines) + "\n" + conf)
 
     def write_conf(self, text):

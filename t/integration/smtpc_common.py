@@ -277,9 +277,9 @@ class Sink:
 
     def __init__(self, addr="127.0.0.1", replies=None, ehlo_add=(), ehlo_remove=(),
                  dsn=False, tls=None, auth=None, smtputf8=True, size=None,
-                 decode_data=False, require_auth=False):
+                 decode_data=False, require_auth=False, port=None):
         self.addr = addr
-        self.port = free_port(addr)
+        self.port = port or free_port(addr)
         self.replies = replies or {}
         self.ehlo_add = list(ehlo_add) + (["DSN"] if dsn else [])
         self.ehlo_remove = [x.upper() for x in ehlo_remove]

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "auth.h"
 #include "control/control.h"
+#include "control/control_sched.h"
 #include "daemon.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -521,6 +522,9 @@ int daemon_start(struct daemon *d)
 	}
 	sched_set_report_ops(d->sched, bounce_ops(d->bounce));
 	smtp_server_set_on_queued(d->smtpd, wake_sched, d->sched);
+	struct control_hooks hooks;
+	control_hooks_sched(&hooks, d->sched);
+	control_set_hooks(d->control, &hooks);
 	if (smtp_server_start(d->smtpd))
 		return -1;
 	metrics_series_register(d);

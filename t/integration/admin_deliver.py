@@ -28,6 +28,23 @@ def rcpts_at(sink):
         return [a for m in sink.messages for a in m[2]]
 
 
+def in_flight(hop, verb, rcpt):
+    """A relayd whose relayhost stalls DATA; submit to rcpt, wait until the
+    delivery is in DATA, run relayctl verb on it, then let the hop go on.
+    Returns (relayd, queue id, relayctl's exit code)."""
+    r = Relayd(conf="relayhost = [127.0.0.2]:%d\nretry_min = 1h\nretry_max = 2h\n" % hop.port,
+               tls=False)
+    r.start()
+    qid = submit(r, [rcpt])
+    t.ok(wait_for(lambda: hop.datas >= 1, timeout=10), "%s: the delivery is in DATA" % verb)
+    t.eq(jlist(r).get(qid, {}).get("queue_name"), "active", "%s: relayq shows it active" % verb)
+    code, out, err = relayctl(r, verb, qid)
+    time.sleep(1)
+    hop.release()
+    time.sleep(2)
+    return r, qid, code
+
+
 def point_at(r, port):
     with open(r.conf_path) as f:
         text = f.read().replace("relayhost = [127.0.0.1]:1",
@@ -74,17 +91,8 @@ try:
     r.cleanup()
 
     # delete in flight: the sink holds its 354, relayd waits in DATA.
-    r = Relayd(conf="relayhost = [127.0.0.2]:%d\nretry_min = 1h\nretry_max = 2h\n" % stall.port,
-               tls=False)
-    r.start()
-    doomed = submit(r, ["doomed@dest.example"])
-    t.ok(wait_for(lambda: stall.datas >= 1, timeout=10), "the delivery is in DATA")
-    t.eq(jlist(r).get(doomed, {}).get("queue_name"), "active", "relayq shows it active")
-    code, out, err = relayctl(r, "delete", doomed)
+    r, doomed, code = in_flight(stall, "delete", "doomed@dest.example")
     t.eq(code, 0, "delete it")
-    time.sleep(1)
-    stall.release()
-    time.sleep(2)
     t.eq((stall.dots, doomed in jlist(r)), (0, False),
          "deleted in flight: no final dot sent, the message gone")
     t.eq(r.stop(), 0, "the daemon stops cleanly")
@@ -92,16 +100,8 @@ try:
 
     # hold in flight: the delivery is abandoned (the cancel hook), and
     # the message stays, held, until released.
-    r = Relayd(conf="relayhost = [127.0.0.2]:%d\nretry_min = 1h\nretry_max = 2h\n" % stall2.port,
-               tls=False)
-    r.start()
-    parked = submit(r, ["parked@dest.example"])
-    t.ok(wait_for(lambda: stall2.datas >= 1, timeout=10), "hold: the delivery is in DATA")
-    code, out, err = relayctl(r, "hold", parked)
+    r, parked, code = in_flight(stall2, "hold", "parked@dest.example")
     t.eq(code, 0, "hold it in flight")
-    time.sleep(1)
-    stall2.release()
-    time.sleep(2)
     t.eq((stall2.dots, jlist(r).get(parked, {}).get("queue_name")), (0, "hold"),
          "held in flight: the delivery abandoned before its final dot, the message held")
     code, out, err = relayctl(r, "release", parked)

@@ -236,6 +236,22 @@ int queue_reader_check(struct queue *q, int *cleared)
 	return queue__err(rc);
 }
 
+int queue_env_info(struct queue *q, struct queue_env_info *out)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc;
+
+	if (!q || !out)
+		return QUEUE_EINVAL;
+	if ((rc = mdb_env_info(q->env, &info)) || (rc = mdb_env_stat(q->env, &st)))
+		return queue__err(rc);
+	out->map_size = info.me_mapsize;
+	out->last_page = info.me_last_pgno;
+	out->page_size = st.ms_psize;
+	return 0;
+}
+
 void queue_close(struct queue *q)
 {
 	if (!q)

@@ -181,6 +181,17 @@ void queue_close(struct queue *q);
  * number of slots freed. */
 int queue_reader_check(struct queue *q, int *cleared);
 
+/* How full the LMDB map is, for monitoring.  LMDB reuses freed pages but
+ * never hands them back, so (last_page + 1) * page_size is the high-water
+ * mark of the space in use, the figure to compare with map_size.  Reads
+ * the environment's header only: no snapshot, safe from any thread. */
+struct queue_env_info {
+	uint64_t map_size;       /* bytes */
+	uint64_t last_page;      /* number of the highest page in use */
+	uint64_t page_size;      /* bytes */
+};
+int queue_env_info(struct queue *q, struct queue_env_info *out);
+
 /* Allocate a fresh queue id, increasing with time and unique within this
  * queue: across restarts and clock steps (a high-water mark in `meta`,
  * raised by the commit that stores an id) and across processes (each

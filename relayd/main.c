@@ -13,6 +13,11 @@
 
 #define DEFAULT_CONFIG "/etc/relayd/relayd.conf"
 
+/* sysexits.h's EX_CONFIG: the service manager must not restart a daemon
+ * whose file is wrong (the unit's RestartPreventExitStatus); -t keeps 1,
+ * its documented status. */
+#define EXIT_CONFIG 78
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: relayd [-F] [-t] [-n] [-f FILE]\n");
@@ -40,7 +45,7 @@ int main(int argc, char **argv)
 	if (errors != 0) {
 		if (!check)
 			fprintf(stderr, "relayd: fatal: %s: configuration errors\n", path);
-		return 1;
+		return check ? 1 : EXIT_CONFIG;
 	}
 	if (check || dump) {
 		if (dump)

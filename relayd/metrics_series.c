@@ -3,15 +3,13 @@
  *
  * The queue gauges cost one short read snapshot each per scrape: the
  * message count is LMDB's own entry count, the oldest message the first
- * key of `msg` (ids sort by arrival), the map's use the size of data.mdb
- * (LMDB grows the file to its highest page in use, which is what
- * mdb_env_info's last page says, without reaching into the queue
- * library).  Recipients by state would need a scan of the whole queue;
+ * key of `msg` (ids sort by arrival), the map's use its highest page in
+ * use (queue_env_info, no snapshot).  Recipients by state would need a
+ * scan of the whole queue;
  * relayd_queue_recipients stays unregistered until the queue keeps such
  * counts.
  */
 #include <stdio.h>
-#include <sys/stat.h>
 #include <time.h>
 #include "daemon.h"
 #include "metrics.h"
@@ -65,11 +63,9 @@ static void queue_oldest(struct metrics_out *o, void *arg)
 static void map_used(struct metrics_out *o, void *arg)
 {
 	struct daemon *d = arg;
-	char path[4096];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/data.mdb", d->cfg->queue_dir);
-	if (stat(path, &st) == 0)
-		metrics_emit(o, NULL, (double)st.st_size);
+	struct queue_env_info info;
+	if (d->queue && queue_env_info(d->queue, &info) == 0)
+		metrics_emit(o, NULL, (double)((info.last_page + 1) * info.page_size));
 }
 
 static void map_size(struct metrics_out *o, void *arg)

@@ -34,18 +34,30 @@ int privs_lookup(const char *user, unsigned *uid, unsigned *gid, char *err,
 int privs_own_dir(const char *dir, unsigned uid, unsigned gid, char *err,
 		  size_t errlen)
 {
+	struct stat st;
 	if (geteuid() != 0)
 		return 0;
-	/* 0750: members of the daemon's group read the queue (relayq). */
-	if (mkdir(dir, 0750) && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
+	if (lstat(dir, &st) == 0) {
+		/* The owner's mode is the administrator's to choose; changing
+		 * it as root once the directory is the user's would need
+		 * CAP_FOWNER, which the unit does not grant. */
+		if (st.st_uid == uid && st.st_gid == gid)
+			return 0;
+		if (chown(dir, uid, gid))
+			goto fail;
+		return 0;
 	}
-	if (chown(dir, uid, gid) || chmod(dir, 0750)) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
-	}
+	if (errno != ENOENT)
+		goto fail;
+	/* 0750: members of the daemon's group read the queue (relayq).  The
+	 * mode is set while root still owns it (the umask may have cut it),
+	 * then the directory is given away. */
+	if (mkdir(dir, 0750) || chmod(dir, 0750) || chown(dir, uid, gid))
+		goto fail;
 	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+	return -1;
 }
 
 int privs_drop(const char *user, unsigned uid, unsigned gid, char *err,

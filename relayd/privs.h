@@ -11,8 +11,10 @@
  * user is root). */
 int privs_lookup(const char *user, unsigned *uid, unsigned *gid, char *err,
 		 size_t errlen);
-/* Make dir (and its parents' last component) owned by uid:gid, mode 0700.
- * Only when running as root.  0 or -1 (err). */
+/* Make dir, when it does not exist, mode 0750 and owned by uid:gid; give an
+ * existing one (privs_check_queue_owner has seen it is uid's) to gid when
+ * its group differs, and leave its mode alone.  Only when running as root;
+ * needs CAP_CHOWN, never CAP_FOWNER.  0 or -1 (err). */
 int privs_own_dir(const char *dir, unsigned uid, unsigned gid, char *err,
 		  size_t errlen);
 /* initgroups/setgid/setuid to user (uid:gid, keeping user's supplementary

@@ -297,8 +297,6 @@ static void cmd_mail(struct smtp_session *s, const char *arg)
 		s->txn->arrival_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 		s->txn->mail = m;
 		queue_id_new(s->env->queue, &s->txn->id);
-		maillog_client(s->txn->id.s, s->client_name, s->client_addr,
-			       s->auth_user ? s->auth_method : NULL, s->auth_user);
 		smtp_reply(s, "250 2.1.0 Ok");
 		ok = 1;
 	}
@@ -355,6 +353,12 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg)
 	} else if (add_rcpt(s->txn, &r)) {
 		smtp_reply(s, "451 4.3.0 Error: out of memory");
 	} else {
+		/* As Postfix: the queue id's first line comes with the first
+		 * recipient taken, so log summaries count a refused
+		 * transaction as a rejection only, not also as received. */
+		if (s->txn->nrcpt == 1)
+			maillog_client(s->txn->id.s, s->client_name, s->client_addr,
+				       s->auth_user ? s->auth_method : NULL, s->auth_user);
 		smtp_reply(s, "250 2.1.5 Ok");
 		ok = 1;
 	}

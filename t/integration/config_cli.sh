@@ -83,7 +83,10 @@ rc=$?
 check "unknown option: usage, exit 2" test "$rc" -eq 2
 "$relayd" -F -f "$tmp/bad.conf" > "$tmp/out" 2>&1
 rc=$?
-check "the daemon refuses to start on a bad file (exit 1)" test "$rc" -eq 1
+check "the daemon refuses to start on a bad file (exit 78, EX_CONFIG)" test "$rc" -eq 78
+"$relayd" -f "$tmp/bad.conf" > /dev/null 2>&1
+rc=$?
+check "... detached too (exit 78)" test "$rc" -eq 78
 
 head -c 100000 /dev/urandom > "$tmp/random.conf"
 "$relayd" -t -f "$tmp/random.conf" > /dev/null 2>&1

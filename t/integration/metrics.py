@@ -100,6 +100,8 @@ try:
     r.start()
     t.ok(r.wait_log("metrics on http://127.0.0.1:%d/metrics" % mport),
          "the log says where the metrics are", r.log()[-1000:])
+    t.ok("warning: metrics" not in r.log(), "the endpoint starts without a warning",
+         r.log()[-1000:])
     head, before = scrape(mport)
     t.ok("text/plain; version=0.0.4" in head, "Content-Type is the text format 0.0.4", head)
     for name in ("relayd_smtpd_connections_total", "relayd_smtpd_messages_received_total",
@@ -152,6 +154,17 @@ try:
     t.ok(after.get(("relayd_queue_oldest_message_age_seconds", None), -1) > 0,
          "oldest message age > 0")
     t.ok(after.get(("relayd_queue_map_used_bytes", None), 0) > 0, "map use > 0")
+    # The high-water mark LMDB itself reports: pages used (the last page
+    # number + 1) times the page size.
+    stat_out = subprocess.run(["mdb_stat", "-e", r.queue_dir], capture_output=True,
+                              text=True, timeout=10)
+    env = stat_out.stdout
+    psize = re.search(r"Page size: (\d+)", env)
+    used = re.search(r"Number of pages used: (\d+)", env)
+    want = float(int(used.group(1)) * int(psize.group(1))) if psize and used else None
+    got = after.get(("relayd_queue_map_used_bytes", None))
+    t.ok(got == want, "map use is LMDB's last page used, in bytes (mdb_stat -e)",
+         "got %r, want %r\n%s" % (got, want, env + stat_out.stderr))
 
     # The shipped dashboard queries only series relayd exposes.
     with open(os.path.join(TOP_SRC, "contrib", "grafana", "relayd-dashboard.json")) as f:

@@ -4,11 +4,16 @@ relayd.service leaves it: started as root under setpriv with the
 unit's CapabilityBoundingSet (read from etc/relayd.service.in, so the
 two cannot drift apart) and no_new_privs, it starts on a fresh queue
 directory and again on the one it made, takes a message, reloads and
-stops cleanly.  Without CAP_SETUID it cannot drop privileges and says so.
+stops cleanly.  The directory it makes is 0750 user:group; one of
+the user's with another group gets the group and keeps its mode (no
+CAP_FOWNER needed).  Without CAP_SETUID it cannot drop privileges and says
+so.
 """
 import os
 import re
+import pwd
 import shutil
+import stat
 import signal
 import smtplib
 import subprocess
@@ -68,6 +73,18 @@ try:
         t.ok(r.wait_log("reload: configuration"), "reloads", r.log()[-800:])
         t.eq(r.stop(), 0, "stops with exit 0")
     t.eq(len(r.queue_ids()), 2, "both messages are queued")
+    pw = pwd.getpwnam("relayd")
+    st = os.stat(r.queue_dir)
+    t.eq((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (pw.pw_uid, pw.pw_gid, 0o750),
+         "the queue directory it made is 0750 relayd:relayd")
+
+    os.chown(r.queue_dir, pw.pw_uid, 0)
+    os.chmod(r.queue_dir, 0o700)
+    t.ok(run(r, caps), "starts on the user's queue directory of group root, mode 0700")
+    st = os.stat(r.queue_dir)
+    t.eq((st.st_gid, stat.S_IMODE(st.st_mode)), (pw.pw_gid, 0o700),
+         "... gives it to relayd's group and keeps its mode")
+    t.eq(r.stop(), 0, "... and stops with exit 0")
 
     # The test can fail: without CAP_SETUID the drop is refused.
     fewer = [c for c in caps if c != "CAP_SETUID"]

@@ -363,6 +363,29 @@ static void test_map_full(void)
 	queue_close(q);
 }
 
+/* The map's figures: the size asked for, a page size, and a last page
+ * that grows as messages are stored and stays inside the map. */
+static void test_env_info(void)
+{
+	char d2[300];
+	snprintf(d2, sizeof(d2), "%s/info", dir);
+	struct queue *q;
+	struct queue_env_info a, b;
+	queue_id id;
+	is_int(queue_open(&q, d2, 4 << 20, 0), 0, "open with a 4 MiB map");
+	is_int(queue_env_info(q, &a), 0, "queue_env_info");
+	is_int((int)a.map_size, 4 << 20, "map_size is the size asked for");
+	ok(a.page_size >= 512 && (a.page_size & (a.page_size - 1)) == 0,
+	   "page_size is a power of two");
+	is_int(submit(q, &id, 1, 1 << 20, 1), 0, "store a 1 MiB message");
+	is_int(queue_env_info(q, &b), 0, "queue_env_info again");
+	ok((b.last_page - a.last_page) * b.page_size >= 1 << 20,
+	   "last_page grew by at least the message");
+	ok((b.last_page + 1) * b.page_size <= b.map_size, "the used pages fit in the map");
+	is_int(queue_env_info(NULL, &b), QUEUE_EINVAL, "NULL queue: QUEUE_EINVAL");
+	queue_close(q);
+}
+
 static void test_reopen_ids(void)
 {
 	struct queue *q;
@@ -399,6 +422,7 @@ int main(void)
 	test_iter_due(q);
 	queue_close(q);
 	test_map_full();
+	test_env_info();
 	test_reopen_ids();
 	rm_rf(dir);
 	return done_testing();

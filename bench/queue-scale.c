@@ -2,7 +2,7 @@
  * queue-scale.c - the queue at scale: a million messages.
  *
  *   queue-scale [-n MESSAGES] [-D DESTINATIONS] [-B BLOCKED] [-u UPDATES]
- *               [-i INFLIGHT] [-s BODYSIZE] [-d DIR] [-k]
+ *               [-i INFLIGHT] [-s BODYSIZE] [-d DIR] [-k] [-q RELAYQ]
  *
  * Fills a fresh queue (default 1,000,000 messages of 1 KiB, one recipient
  * each, one in ten with three, spread over 5000 destinations, due over the
@@ -22,6 +22,10 @@
  *              flight; the issue's target is 20,000/s
  *   listing    messages/s copied out page by page (queue_list_page) and
  *              printed mailq-style to /dev/null; target 200,000/s
+ *   relayq     with -q RELAYQ (the built tools/relayq): the tool itself,
+ *              output to /dev/null, timed as a process: the listing
+ *              (messages/s, target 200,000/s), -s (target: under 3 s for
+ *              a million messages) and -j
  * The directory (a fresh queue-scale.XXXXXX under DIR, default /var/tmp)
  * is removed afterwards unless -k.
  */
@@ -32,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -343,10 +349,50 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
+/* Run relayq (flag NULL: the listing) on the queue in dir, output to
+ * /dev/null; seconds taken, or -1. */
+static double time_relayq(const char *relayq, const char *conf, const char *flag)
+{
+	double t0 = now();
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd < 0 || dup2(fd, 1) < 0)
+			_exit(127);
+		execl(relayq, relayq, "-f", conf, flag, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0)
+		return -1;
+	return now() - t0;
+}
+
+static void relayq_bench(const struct bench *b, const char *relayq,
+			 const char *work, const char *qdir)
+{
+	char conf[4200];
+	snprintf(conf, sizeof(conf), "%s/relayd.conf", work);
+	FILE *f = fopen(conf, "w");
+	if (!f || fprintf(f, "queue_dir = %s\n", qdir) < 0 || fclose(f))
+		fatal(conf, errno);
+	static const char *const flags[] = { NULL, "-s", "-j" };
+	static const char *const names[] = { "listing", "-s", "-j" };
+	for (int i = 0; i < 3; i++) {
+		double dt = time_relayq(relayq, conf, flags[i]);
+		if (dt < 0)
+			printf("relayq %-8s failed\n", names[i]);
+		else
+			printf("relayq %-8s %.2f s, %.0f messages/s\n", names[i], dt,
+			       (double)b->n / dt);
+	}
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: queue-scale [-n MESSAGES] [-D DESTINATIONS] [-B BLOCKED]"
-		" [-u UPDATES] [-i INFLIGHT] [-s BODYSIZE] [-d DIR] [-k]\n");
+		" [-u UPDATES] [-i INFLIGHT] [-s BODYSIZE] [-d DIR] [-k] [-q RELAYQ]\n");
 	exit(2);
 }
 
@@ -365,10 +411,10 @@ int main(int argc, char **argv)
 	struct bench b = { .n = 1000000, .ndest = 5000, .bodylen = 1024,
 			   .upd_inflight = 1024 };
 	uint64_t nblock = 500, maxupd = 50000;
-	const char *base = "/var/tmp";
+	const char *base = "/var/tmp", *relayq = NULL;
 	char work[4096], path[4200];
 	int opt, keep = 0;
-	while ((opt = getopt(argc, argv, "n:D:B:u:i:s:d:k")) != -1) {
+	while ((opt = getopt(argc, argv, "n:D:B:u:i:s:d:kq:")) != -1) {
 		switch (opt) {
 		case 'n': b.n = number(optarg); break;
 		case 'D': b.ndest = (unsigned)number(optarg); break;
@@ -378,6 +424,7 @@ int main(int argc, char **argv)
 		case 's': b.bodylen = (size_t)number(optarg); break;
 		case 'd': base = optarg; break;
 		case 'k': keep = 1; break;
+		case 'q': relayq = optarg; break;
 		default: usage();
 		}
 	}
@@ -404,6 +451,8 @@ int main(int argc, char **argv)
 	batches_and_updates(&b, (unsigned)nblock, blocked, maxupd);
 	listing(&b);
 	stop(&b);
+	if (relayq)
+		relayq_bench(&b, relayq, work, path);
 	free(blocked);
 	free(b.body);
 	if (!keep)

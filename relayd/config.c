@@ -250,8 +250,9 @@ static const struct param params[] = {
 	  .implemented = true },
 	{ .name = "control_socket", .type = T_PATH, .off = OFF(control_socket),
 	  .def = NULL, .flags = F_NONEMPTY, .implemented = true,
-	  .doc = "Unix socket of the admin tools (default: "
-		 "<queue_dir>/control)." },
+	  .doc = "Unix socket of the admin tools (relayctl), made 0660 for "
+		 "relayd's user and group; its directory must be writable by "
+		 "`user` (default: <queue_dir>/control)." },
 	{ .name = "syslog_name", .type = T_STR, .off = OFF(syslog_name),
 	  .def = "relayd", .flags = F_NONEMPTY | F_NOSPACE,
 	  .implemented = true,
@@ -1363,6 +1364,20 @@ int config_load(struct config *cfg, const char *path, FILE *errs)
 	n = config_load_buffer(cfg, path, buf, len, errs);
 	free(buf);
 	return n;
+}
+
+int config_load_quiet(struct config *cfg, const char *path, FILE *errs)
+{
+	char *msg = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&msg, &len);
+	int rc = config_load(cfg, path, mem ? mem : errs);
+	if (mem)
+		fclose(mem);
+	if (rc != 0 && msg)
+		fputs(msg, errs);
+	free(msg);
+	return rc;
 }
 
 void config_free(struct config *cfg)

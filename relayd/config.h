@@ -133,6 +133,10 @@ struct config {
  * when the file cannot be read (also reported on errs).  cfg must be
  * freed with config_free in every case. */
 int config_load(struct config *cfg, const char *path, FILE *errs);
+/* config_load for the tools: the warnings (e.g. "not implemented yet")
+ * are written to errs only when there are errors too, so that a tool's
+ * output is not drowned in them.  Same return value. */
+int config_load_quiet(struct config *cfg, const char *path, FILE *errs);
 
 /* Parse from a memory buffer (for tests and the fuzz target); `name` is
  * used in messages and as the base for relative paths. */

@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "auth.h"
+#include "control/control.h"
+#include "control/control_sched.h"
 #include "daemon.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -111,6 +113,8 @@ static void stop(struct daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	control_stop(d->control);    /* its last requests commit before the writer stops */
+	d->control = NULL;
 	service_notify("STOPPING=1");
 	/* deliveries stop first: abandoned before the final dot, their
 	 * results still go through the writer */
@@ -440,6 +444,19 @@ static int start_resolver(struct daemon *d)
 	return 0;
 }
 
+/* The admin tools' socket, made after the privilege drop: it belongs to
+ * relayd's user and group, 0660 (control_proto.h says who may connect). */
+static int start_control(struct daemon *d)
+{
+	char err[512];
+	if (control_start(&d->control, d->loop, d->cfg->control_socket, d->queue,
+			  NULL, err, sizeof(err))) {
+		log_err(LOG_SVC_MASTER, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void wake_sched(void *arg)
 {
 	sched_wake(arg);
@@ -481,6 +498,8 @@ int daemon_start(struct daemon *d)
 	}
 	queue_writer_on_fatal(d->queue, on_queue_fatal, d);
 	smtp_server_set_queue(d->smtpd, d->queue);
+	if (start_control(d))
+		return -1;
 	if (start_resolver(d))
 		return -1;
 	uint64_t period = reader_check_period();
@@ -503,6 +522,9 @@ int daemon_start(struct daemon *d)
 	}
 	sched_set_report_ops(d->sched, bounce_ops(d->bounce));
 	smtp_server_set_on_queued(d->smtpd, wake_sched, d->sched);
+	struct control_hooks hooks;
+	control_hooks_sched(&hooks, d->sched);
+	control_set_hooks(d->control, &hooks);
 	if (smtp_server_start(d->smtpd))
 		return -1;
 	metrics_series_register(d);

@@ -11,6 +11,7 @@
 
 struct smtp_server;
 struct dns_resolver;
+struct control;
 struct sched;
 struct metrics_http;
 struct bounce;
@@ -22,6 +23,7 @@ struct daemon {
 	struct queue_lock *qlock;    /* held while we run: tools look at it */
 	struct smtp_server *smtpd;
 	struct dns_resolver *dns;    /* dns_servers: read at start only */
+	struct control *control;     /* the admin tools' socket */
 	struct sched *sched;         /* the delivery scheduler */
 	struct bounce *bounce;       /* its report (DSN) service */
 	int stop_waiting;            /* server and scheduler still stopping */

@@ -23,7 +23,7 @@
 #include "text.h"
 
 static const char *const service_names[LOG_SVC_COUNT] = {
-	"master", "smtpd", "qmgr", "smtp", "bounce", "control",
+	"master", "smtpd", "qmgr", "smtp", "bounce", "control", "postsuper",
 };
 
 /* syslog's openlog() keeps the ident pointer, so each tag lives here. */

@@ -25,6 +25,7 @@ enum log_service {
 	LOG_SVC_SMTP,            /* the SMTP client: delivery records */
 	LOG_SVC_BOUNCE,          /* DSN generation */
 	LOG_SVC_CONTROL,         /* the control socket */
+	LOG_SVC_POSTSUPER,       /* admin changes to the queue (hold, delete...) */
 	LOG_SVC_COUNT
 };
 

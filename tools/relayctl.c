@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "log.h"
 #include "relayctl.h"
 
 #define DEFAULT_CONFIG "/etc/relayd/relayd.conf"
@@ -20,9 +21,23 @@ struct verb {
 	const char *help;
 };
 
+#define FILTERS "[--from ADDR|@DOMAIN] [--to-domain D] [--older-than DURATION]\n" \
+	"           [--reason REGEX] [--dry-run] ID...|ALL|-"
+#define ANY 1 << 20
+
 static const struct verb verbs[] = {
 	{ "route", 1, 1, relayctl_route, "ADDRESS|DOMAIN",
 	  "the next hops delivery would try, in order (works without the daemon)" },
+	{ "flush", 0, 0, relayctl_flush, "", "attempt every deferred message now" },
+	{ "deliver", 1, 1, relayctl_deliver, "ID", "attempt one message now" },
+	{ "hold", 0, ANY, relayctl_hold, FILTERS, "put messages on hold: no delivery" },
+	{ "release", 0, ANY, relayctl_release, FILTERS,
+	  "release held messages, due now" },
+	{ "delete", 0, ANY, relayctl_delete, FILTERS, "remove messages, without a bounce" },
+	{ "requeue", 0, ANY, relayctl_requeue, FILTERS,
+	  "every recipient still to deliver due now (releases held ones)" },
+	{ "status", 0, 0, relayctl_status, "", "is relayd running, its counters, queue size" },
+	{ "reload", 0, 0, relayctl_reload, "", "reload the configuration (SIGHUP)" },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -40,21 +55,10 @@ static void usage(void)
  * so that a verb's output is not drowned in "not implemented yet". */
 static int load_config(struct relayctl *ctl)
 {
-	char *msg = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&msg, &len);
-	int rc = config_load(&ctl->cfg, ctl->config_path, errs ? errs : stderr);
-	if (errs)
-		fclose(errs);
-	if (rc != 0 && msg)
-		fputs(msg, stderr);
-	free(msg);
-	if (rc != 0) {
-		fprintf(stderr, "relayctl: %s: configuration errors\n",
-			ctl->config_path);
-		return -1;
-	}
-	return 0;
+	if (config_load_quiet(&ctl->cfg, ctl->config_path, stderr) == 0)
+		return 0;
+	fprintf(stderr, "relayctl: %s: configuration errors\n", ctl->config_path);
+	return -1;
 }
 
 int main(int argc, char **argv)
@@ -84,7 +88,13 @@ int main(int argc, char **argv)
 		config_free(&ctl.cfg);
 		return 1;
 	}
+	/* Postfix-style log lines for the changes made without the daemon. */
+	/* RELAYD_SYSLOG_SOCKET (tests only) replaces /dev/log. */
+	if (getenv("RELAYD_SYSLOG_SOCKET"))
+		log_set_syslog_path(getenv("RELAYD_SYSLOG_SOCKET"));
+	log_open(ctl.cfg.syslog_name,
+		 ctl.cfg.log_format == LOG_FORMAT_JSON ? LOG_FLAG_JSON : 0);
 	int rc = v->run(&ctl, nargs, argv + optind + 1);
 	config_free(&ctl.cfg);
-	return rc ? 1 : 0;
+	return rc == 2 ? 2 : rc ? 1 : 0;
 }

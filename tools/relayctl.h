@@ -14,9 +14,12 @@ struct relayctl {
 	struct config cfg;
 };
 
-/* A verb's handler: 0 ok, 1 failure (message on stderr already). */
+/* A verb's handler, given the words after the verb (argv[-1] is the
+ * verb): 0 ok, 1 failure (message on stderr already), 2 usage. */
 typedef int relayctl_fn(struct relayctl *ctl, int argc, char **argv);
 
 relayctl_fn relayctl_route;
+relayctl_fn relayctl_hold, relayctl_release, relayctl_delete, relayctl_requeue;
+relayctl_fn relayctl_flush, relayctl_deliver, relayctl_status, relayctl_reload;
 
 #endif

@@ -9,6 +9,8 @@
  *   queue_dump DIR -l        the queue ids, one per line, in arrival order
  *   queue_dump DIR -L        "running PID" when a daemon holds the queue's
  *                            lock, else "stopped"
+ *   queue_dump DIR -D        the due index, what the scheduler will take:
+ *                            "ID RCPT WHEN" per entry, earliest first
  *   queue_dump DIR ID -H     put the message on hold (the daemon must be
  *                            stopped: takes its lock, opens writable)
  *
@@ -94,6 +96,26 @@ static int list_ids(struct queue *q)
 	return 0;
 }
 
+static int dump_due(const char *dir)
+{
+	struct queue *q;
+	struct queue_read *r;
+	struct queue_due d[256];
+	size_t n = 0;
+	int rc = queue_open(&q, dir, 0, QUEUE_OPEN_RDONLY);
+	if (!rc && !(rc = queue_read_begin(q, &r))) {
+		rc = queue_due_next(r, INT64_MAX, d, 256, &n);
+		queue_read_end(r);
+	}
+	if (!rc)
+		queue_close(q);
+	for (size_t i = 0; !rc && i < n; i++)
+		printf("%s %" PRIu32 " %" PRId64 "\n", d[i].id.s, d[i].rcpt, d[i].when);
+	if (rc)
+		fprintf(stderr, "queue_dump: %s: %s\n", dir, queue_strerror(rc));
+	return rc ? 1 : 0;
+}
+
 /* A tool's write: under the daemon lock, one durable transaction. */
 static int hold(const char *dir, const char *id)
 {
@@ -121,6 +143,7 @@ static void usage(void)
 	fprintf(stderr, "usage: queue_dump DIR ID [-e]\n"
 		"       queue_dump DIR -l\n"
 		"       queue_dump DIR -L\n"
+		"       queue_dump DIR -D\n"
 		"       queue_dump DIR ID -H\n");
 	exit(2);
 }
@@ -149,6 +172,8 @@ int main(int argc, char **argv)
 			printf("stopped\n");
 		return 0;
 	}
+	if (argc == 3 && strcmp(argv[2], "-D") == 0)
+		return dump_due(dir);
 	if (argc == 4 && strcmp(argv[3], "-H") == 0)
 		return hold(dir, argv[2]);
 	for (int i = 2; i < argc; i++) {

@@ -29,7 +29,8 @@ struct auth_queue;
 #define AUTH_QUEUE_BUSY (-2)
 
 /* 0 for any bound takes the default: max_inflight the CPUs, at most the
- * thread pool less one thread; max_waiting 1024; max_per_client 8.
+ * thread pool less one thread; max_waiting 1024; max_per_client 8 (the
+ * server passes client_connection_limit when larger).
  * NULL on ENOMEM. */
 struct auth_queue *auth_queue_new(uv_loop_t *loop, unsigned max_inflight,
 				  size_t max_waiting, size_t max_per_client);

@@ -231,7 +231,13 @@ int smtp_server_new(struct smtp_server **out, uv_loop_t *loop,
 	s->env.srv = s;
 	s->env.throttle = auth_throttle_new(&auth_throttle_addr_policy);
 	s->env.user_throttle = auth_throttle_new(&auth_throttle_user_policy);
-	s->env.checks = auth_queue_new(loop, 0, 0, 0);
+	/* A client may have as many logins waiting as it may have sessions:
+	 * an application server opening client_connection_limit connections
+	 * at once must not get 454s; fairness between clients comes from
+	 * their turns, not from refusing. */
+	s->env.checks = auth_queue_new(loop, 0, 0,
+				       cfg->client_connection_limit > 8 ?
+				       (size_t)cfg->client_connection_limit : 8);
 	size_t n = cfg->smtp_listen.n + cfg->submission_listen.n +
 		   cfg->submissions_listen.n;
 	s->lst = calloc(n ? n : 1, sizeof(*s->lst));

@@ -21,7 +21,8 @@ SESSIONS = 30
 PER_CLIENT = 8                  # waiting checks per client
 
 t = TAP()
-r = Relayd()
+# The per-client bound follows client_connection_limit (at least 8).
+r = Relayd(conf="client_connection_limit = %d\n" % PER_CLIENT)
 clients = []
 try:
     # A slow hash (about 0.1 s a check), so the 30 AUTHs all arrive
@@ -81,4 +82,43 @@ finally:
         c.close()
     finish(t, r)
     r.cleanup()
+
+# An application server opening 20 connections at once with the right
+# password is not a flood: with the default client_connection_limit every
+# login waits its turn and succeeds, none gets 454.
+BURST = 20
+r2 = Relayd()
+burst = []
+try:
+    with open(r2.passwd, "w") as f:
+        f.write("app:%s\n" % crypt.crypt("secret", "$6$rounds=200000$bursttest"))
+    r2.start()
+    for _ in range(BURST):
+        c, _, _, _, _ = session(r2.port_sub, source="127.0.22.1")
+        burst.append(c)
+    barrier2 = threading.Barrier(BURST)
+    answers = [None] * BURST
+
+    def login(i):
+        barrier2.wait(10)
+        try:
+            answers[i] = burst[i].cmd("AUTH PLAIN " + plain("app", "secret"))
+        except OSError as e:
+            answers[i] = "error %s" % e
+
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(BURST)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    t.ok(all(a and a.startswith("235") for a in answers),
+         "%d simultaneous logins of one valid user from one address: all 235" % BURST,
+         sorted(str(a)[:9] for a in answers))
+except Exception:
+    t.ok(False, "no unexpected exception (burst)", traceback.format_exc())
+finally:
+    for c in burst:
+        c.close()
+    finish(t, r2)
+    r2.cleanup()
 t.done()

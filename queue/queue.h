@@ -270,6 +270,16 @@ int queue_body_chunk(struct queue_read *r, const char *id, uint32_t idx,
 /* Number of messages stored. */
 int queue_count(struct queue_read *r, uint64_t *n);
 
+/* Entry counts of one snapshot, each LMDB's own count of a DBI (O(1), no
+ * scan): what the metrics endpoint can afford at every scrape. */
+struct queue_counts {
+	uint64_t messages;     /* `msg`: messages stored */
+	uint64_t recipients;   /* `rcpt`: their recipients, in every state */
+	uint64_t scheduled;    /* `due`: recipients PENDING or DEFERRED of a
+				* message not held (claimed ones included) */
+};
+int queue_counts(struct queue *q, struct queue_counts *out);
+
 /* The attempt history of recipient idx, oldest first, copied out: up to
  * max entries in out (clear them with queue_attempt_clear), count in *n. */
 int queue_rcpt_history(struct queue_read *r, const char *id, uint32_t idx,

@@ -186,6 +186,22 @@ int queue_count(struct queue_read *r, uint64_t *n)
 	return 0;
 }
 
+int queue_counts(struct queue *q, struct queue_counts *out)
+{
+	struct queue_read *r;
+	int rc = queue_read_begin(q, &r);
+	if (rc)
+		return rc;
+	const MDB_dbi dbi[3] = { q->msg, q->rcpt, q->due };
+	uint64_t *const n[3] = { &out->messages, &out->recipients, &out->scheduled };
+	MDB_stat st;
+	for (int i = 0; i < 3 && rc == 0; i++)
+		if ((rc = mdb_stat(r->txn, dbi[i], &st)) == 0)
+			*n[i] = st.ms_entries;
+	queue_read_end(r);
+	return rc ? queue__err(rc) : 0;
+}
+
 static uint32_t get_be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |

@@ -48,7 +48,10 @@ static const struct metric_def defs[METRIC_COUNT] = {
 	[METRIC_QUEUE_OLDEST_AGE] = { "relayd_queue_oldest_message_age_seconds", M_GAUGE,
 		"Age of the oldest message in the queue (0 when empty)." },
 	[METRIC_QUEUE_RECIPIENTS] = { "relayd_queue_recipients", M_GAUGE,
-		"Recipients in the queue, by state.", "state" },
+		"Recipients in the queue: scheduled (due for a first or next attempt, "
+		"in flight included), in_flight (handed to a delivery now), held_or_done "
+		"(of a held message, or final while their message has others left); "
+		"scheduled + held_or_done is every recipient.", "state" },
 	[METRIC_QUEUE_MAP_USED] = { "relayd_queue_map_used_bytes", M_GAUGE,
 		"Bytes of the LMDB map in use (its high-water mark)." },
 	[METRIC_QUEUE_MAP_SIZE] = { "relayd_queue_map_size_bytes", M_GAUGE,

@@ -2,16 +2,19 @@
  * metrics_series.c - the daemon's gauges (metrics_series.h).
  *
  * The queue gauges cost one short read snapshot each per scrape: the
- * message count is LMDB's own entry count, the oldest message the first
+ * message and recipient counts are LMDB's own entry counts of `msg`,
+ * `rcpt` and `due` (queue_counts, no scan), the oldest message the first
  * key of `msg` (ids sort by arrival), the map's use its highest page in
- * use (queue_env_info, no snapshot).  Recipients by state would need a
- * scan of the whole queue;
- * relayd_queue_recipients stays unregistered until the queue keeps such
- * counts.
+ * use (queue_env_info, no snapshot).  Recipients by state are what those
+ * counts can tell without a scan: by the due invariant (queue/README),
+ * `due` holds exactly the live recipients of messages not held, so the
+ * rest of `rcpt` is the held and the final ones; in flight comes from the
+ * scheduler's own count.
  */
 #include <stdio.h>
 #include <time.h>
 #include "daemon.h"
+#include "delivery/sched.h"
 #include "metrics.h"
 #include "metrics_series.h"
 #include "smtp_server.h"
@@ -28,13 +31,26 @@ static void sessions(struct metrics_out *o, void *arg)
 static void queue_messages(struct metrics_out *o, void *arg)
 {
 	struct daemon *d = arg;
-	struct queue_read *r;
-	uint64_t n;
-	if (!d->queue || queue_read_begin(d->queue, &r))
+	struct queue_counts c;
+	if (d->queue && queue_counts(d->queue, &c) == 0)
+		metrics_emit(o, NULL, (double)c.messages);
+}
+
+/* relayd_queue_recipients{state}: scheduled and held_or_done add up to
+ * every recipient stored; in_flight is a part of scheduled. */
+static void queue_recipients(struct metrics_out *o, void *arg)
+{
+	struct daemon *d = arg;
+	struct queue_counts c;
+	if (!d->queue || queue_counts(d->queue, &c))
 		return;
-	if (queue_count(r, &n) == 0)
-		metrics_emit(o, NULL, (double)n);
-	queue_read_end(r);
+	struct sched_stats st = { 0 };
+	if (d->sched)
+		sched_stats(d->sched, &st);
+	metrics_emit(o, "scheduled", (double)c.scheduled);
+	metrics_emit(o, "in_flight", (double)st.recipients);
+	metrics_emit(o, "held_or_done",
+		     c.recipients > c.scheduled ? (double)(c.recipients - c.scheduled) : 0);
 }
 
 static int first_arrival(const struct queue_msg *m, void *arg)
@@ -85,6 +101,7 @@ void metrics_series_register(struct daemon *d)
 		metrics_register(counters[i]);
 	metrics_gauge(METRIC_SMTPD_SESSIONS, sessions, d);
 	metrics_gauge(METRIC_QUEUE_MESSAGES, queue_messages, d);
+	metrics_gauge(METRIC_QUEUE_RECIPIENTS, queue_recipients, d);
 	metrics_gauge(METRIC_QUEUE_OLDEST_AGE, queue_oldest, d);
 	metrics_gauge(METRIC_QUEUE_MAP_USED, map_used, d);
 	metrics_gauge(METRIC_QUEUE_MAP_SIZE, map_size, d);

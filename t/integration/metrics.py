@@ -5,6 +5,8 @@ replies by class, AUTH results, TLS sessions, accept latency), queue
 gauges see the queued mail, other paths get 404 and other methods 405,
 an oversize request is refused, sixty idle connections neither stop a
 second scrape nor the SMTP server, and an idle connection times out.
+Recipients by state: scheduled, in flight (a next hop that never greets
+holds one) and held_or_done (after relayctl hold) match the queue.
 """
 import json
 import os
@@ -19,7 +21,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from relaydtest import TAP, TOP_SRC, Relayd, free_port  # noqa: E402
+from relaydtest import TAP, TOP_SRC, Relayd, free_port, queued_id  # noqa: E402
+from admincommon import relayctl                     # noqa: E402
 from tls_common import no_verify_ctx, plain           # noqa: E402
 
 t = TAP()
@@ -77,6 +80,33 @@ def send(port, n):
         for i in range(n):
             s.sendmail("a@example.org", ["b@example.net"],
                        "Subject: metrics %d\r\n\r\nhello\r\n" % i)
+
+
+def send_one(port, rcpts):
+    """One message to rcpts; its queue id."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("a@example.org")
+        for rc in rcpts:
+            s.rcpt(rc)
+        code, reply = s.data("Subject: by state\r\n\r\nhello\r\n")
+    return queued_id("%d %s" % (code, reply.decode("utf-8", "replace")))
+
+
+def by_state(values):
+    """relayd_queue_recipients as (scheduled, in_flight, held_or_done)."""
+    return tuple(values.get(("relayd_queue_recipients", st))
+                 for st in ("scheduled", "in_flight", "held_or_done"))
+
+
+def scrape_until(port, want, what, timeout=10):
+    """Scrape until what(values) == want (bounded); the last values."""
+    deadline = time.time() + timeout
+    while True:
+        _, values = scrape(port)
+        if what(values) == want or time.time() > deadline:
+            return values
+        time.sleep(0.2)
 
 
 def auth_session(port):
@@ -151,6 +181,21 @@ try:
          "delivery: recipients deferred counted")
     t.eq(moved(("relayd_delivery_latency_seconds_count", None)), 0,
          "delivery latency: nothing final yet")
+    # Recipients by state: the two first wait for their next attempt (or
+    # the backed-off destination), a third message adds two more, and a
+    # hold moves those two out of the due index.
+    qid = send_one(r.port_smtp, ["c@example.net", "d@example.net"])
+    t.ok(qid is not None, "a message of two recipients queued", str(qid))
+    got = scrape_until(mport, (4.0, 0.0, 0.0), by_state)
+    t.eq(got.get(("relayd_queue_messages", None)), 3.0, "queue gauge: 3 messages")
+    t.eq(by_state(got), (4.0, 0.0, 0.0),
+         "recipients: 4 scheduled, 0 in flight, 0 held or done")
+    code, out, err = relayctl(r, "hold", qid)
+    t.ok(code == 0, "relayctl hold the third message", err)
+    got = scrape_until(mport, (2.0, 0.0, 2.0), by_state)
+    t.eq(by_state(got), (2.0, 0.0, 2.0),
+         "after the hold: 2 scheduled, 0 in flight, 2 held or done")
+    t.eq(got.get(("relayd_queue_messages", None)), 3.0, "still 3 messages")
     t.ok(after.get(("relayd_queue_oldest_message_age_seconds", None), -1) > 0,
          "oldest message age > 0")
     t.ok(after.get(("relayd_queue_map_used_bytes", None), 0) > 0, "map use > 0")
@@ -234,5 +279,27 @@ except Exception:
 finally:
     for s in idle:
         s.close()
+    r.cleanup()
+
+# In flight: a next hop that accepts the connection and never greets holds
+# the delivery (smtp_helo_timeout is 300 s) until relayd stops.
+mute = socket.socket()
+mute.bind(("127.0.0.1", 0))
+mute.listen(4)
+mport = free_port()
+r = Relayd(conf="relayhost = [127.0.0.1]:%d\nmetrics_listen = 127.0.0.1:%d\n"
+           % (mute.getsockname()[1], mport))
+try:
+    r.start()
+    qid = send_one(r.port_smtp, ["e@example.net"])
+    got = scrape_until(mport, (1.0, 1.0, 0.0), by_state)
+    t.eq(by_state(got), (1.0, 1.0, 0.0),
+         "a delivery waiting for a greeting: 1 scheduled, 1 in flight, 0 held or done")
+    t.eq(r.stop(), 0, "relayd stops cleanly with a delivery in flight")
+    t.ok(r.sanitizer_clean(), "no sanitizer report (in flight)", r.log()[-2000:])
+except Exception:
+    t.ok(False, "no unexpected exception (in flight)", traceback.format_exc() + r.log()[-2000:])
+finally:
+    mute.close()
     r.cleanup()
 t.done()

@@ -386,6 +386,41 @@ static void test_env_info(void)
 	queue_close(q);
 }
 
+/* The three entry counts against a queue whose states are known: 3
+ * messages of 2 recipients, one held, one recipient sent, one deferred. */
+static void test_counts(void)
+{
+	char d2[300];
+	snprintf(d2, sizeof(d2), "%s/counts", dir);
+	struct queue *q;
+	struct queue_counts c = { 9, 9, 9 };
+	queue_id id[3];
+	is_int(queue_open(&q, d2, 0, 0), 0, "open an empty queue");
+	is_int(queue_counts(q, &c), 0, "queue_counts on an empty queue");
+	ok(c.messages == 0 && c.recipients == 0 && c.scheduled == 0, "empty: 0, 0, 0");
+	for (int i = 0; i < 3; i++)
+		is_int(submit(q, &id[i], 2, 100, 100), 0, "store a message of 2 rcpts");
+	is_int(run(q, queue_op_admin(id[0].s, QUEUE_ADMIN_HOLD)), 0, "hold message 0");
+	struct queue_rcpt_update u[2] = {
+		{ .rcpt = 0, .state = QUEUE_RCPT_SENT, .dsn = "2.0.0" },
+		{ .rcpt = 1, .state = QUEUE_RCPT_DEFERRED, .next_attempt = 500 },
+	};
+	is_int(run(q, queue_op_rcpt_update(id[1].s, u, 2)), 0,
+	       "message 1: one sent, one deferred");
+	is_int(queue_counts(q, &c), 0, "queue_counts");
+	is_int((int)c.messages, 3, "messages: 3");
+	is_int((int)c.recipients, 6, "recipients: 6, whatever their state");
+	is_int((int)c.scheduled, 3, "scheduled: 3 (not the held 2, not the sent 1)");
+	is_int(run(q, queue_op_remove(id[2].s)), 0, "remove message 2");
+	is_int(run(q, queue_op_admin(id[0].s, QUEUE_ADMIN_RELEASE)), 0, "release message 0");
+	is_int(queue_counts(q, &c), 0, "queue_counts again");
+	ok(c.messages == 2 && c.recipients == 4 && c.scheduled == 3,
+	   "after remove and release: 2, 4, 3 (got %llu, %llu, %llu)",
+	   (unsigned long long)c.messages, (unsigned long long)c.recipients,
+	   (unsigned long long)c.scheduled);
+	queue_close(q);
+}
+
 static void test_reopen_ids(void)
 {
 	struct queue *q;
@@ -423,6 +458,7 @@ int main(void)
 	queue_close(q);
 	test_map_full();
 	test_env_info();
+	test_counts();
 	test_reopen_ids();
 	rm_rf(dir);
 	return done_testing();

@@ -8,28 +8,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import re  # noqa: E402
-from relaydtest import TAP, Relayd, session  # noqa: E402
+from relaydtest import TAP, Relayd  # noqa: E402
 from smtpc_common import Sink  # noqa: E402
-from deliver_common import wait_for, records, removed  # noqa: E402
+from deliver_common import submit, wait_for, records, removed  # noqa: E402
 
 ASCII = b"From: <a@client.test>\r\nSubject: plain\r\n\r\nJust ASCII.\r\n"
 EIGHT = (b"From: <a@client.test>\r\nSubject: 8bit\r\nContent-Type: text/plain; "
          b"charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe.\r\n")
-
-
-def submit(r, rcpt, body, declare):
-    """One message from the null sender (a bounce makes no report)."""
-    c = session(r)
-    c.cmd("MAIL FROM:<>" + (" BODY=8BITMIME" if declare else ""))
-    c.cmd("RCPT TO:<%s>" % rcpt)
-    c.cmd("DATA")
-    c.send(body + b".\r\n")
-    last = c.reply() or ""
-    c.cmd("QUIT")
-    c.close()
-    m = re.search(r"queued as ([0-9A-Z]{12})", last)
-    return m.group(1) if m else None
 
 
 def run(t, offer):
@@ -42,7 +27,9 @@ def run(t, offer):
         for name, body, declare in (("ascii-declared", ASCII, True),
                                     ("8bit-declared", EIGHT, True),
                                     ("8bit-undeclared", EIGHT, False)):
-            qid = submit(r, "%s@dest.test" % name, body, declare)
+            # from the null sender: a bounce makes no report
+            qid = submit(r, ["%s@dest.test" % name], sender="", body=body,
+                         params="BODY=8BITMIME" if declare else "")
             t.ok(qid, "%s: %s queued" % (what, name))
             t.ok(wait_for(lambda: removed(r, qid), timeout=15),
                  "%s: %s done" % (what, name), r.log()[-2000:])

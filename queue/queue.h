@@ -361,7 +361,8 @@ enum queue_admin_action {
 	QUEUE_ADMIN_RELEASE,   /* clear HELD, live recipients due now */
 	QUEUE_ADMIN_DELETE,    /* remove the message entirely */
 	QUEUE_ADMIN_REQUEUE,   /* live recipients due now; releases a held message */
-	QUEUE_ADMIN_FLUSH,     /* deferred recipients due now */
+	QUEUE_ADMIN_FLUSH,     /* deferred recipients due now, and the blocks
+				* of their destinations lifted */
 };
 
 struct queue_rcpt_update {

@@ -224,6 +224,19 @@ int queue__dest_block(struct queue *q, MDB_txn *txn, const char *name,
 	return dstate_put(q, txn, name, old, &st);
 }
 
+int queue__dest_unblock_of(struct queue *q, MDB_txn *txn, const char *addr)
+{
+	char name[QUEUE_DEST_MAX + 1];
+	struct queue_dstate st;
+	queue_dest_of(addr, name);
+	int rc = dstate_get(q, txn, name, &st);
+	if (rc || !st.blocked_until)
+		return rc;
+	int64_t old = dest_when(&st);
+	st.blocked_until = 0;
+	return dstate_put(q, txn, name, old, &st);
+}
+
 /* ---- reads ---- */
 
 static void fill_dest(struct queue_dest *d, const char *name, size_t n,

@@ -96,6 +96,8 @@ int queue__sched_del(struct queue *q, MDB_txn *txn, const char *id,
 		     uint32_t idx, const struct queue_rcpt *r);
 int queue__dest_block(struct queue *q, MDB_txn *txn, const char *dest,
 		      int64_t until);
+/* Lift the block of the destination of address addr, if it has one. */
+int queue__dest_unblock_of(struct queue *q, MDB_txn *txn, const char *addr);
 int queue__dest_decode(const MDB_val *k, const MDB_val *v,
 		       struct queue_dest *d);
 

@@ -630,6 +630,10 @@ static int apply_admin(struct queue *q, MDB_txn *txn, struct queue_op *op)
 	case QUEUE_ADMIN_FLUSH:
 		if (!held)
 			rc = reschedule(q, txn, &m, 0, 1);
+		/* like postqueue -f: a dead destination is tried now too */
+		for (uint32_t i = 0; !rc && !held && i < m.nrcpt; i++)
+			if (queue__rcpt_live(&m.rcpt[i]))
+				rc = queue__dest_unblock_of(q, txn, m.rcpt[i].addr);
 		break;
 	case QUEUE_ADMIN_DELETE:
 		rc = delete_msg(q, txn, &m);

@@ -38,6 +38,8 @@ int smtp_data_emit(struct smtp_data *d, const void *buf, size_t len)
 		return 0;
 	}
 	d->size += len;
+	for (size_t i = 0; i < len && !d->eightbit; i++)
+		d->eightbit = ((const unsigned char *)buf)[i] > 127;
 	if (d->emit(d->arg, buf, len)) {
 		d->emit_failed = 1;
 		return -1;

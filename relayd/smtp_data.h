@@ -11,7 +11,8 @@
  *  - watches the header section: counts Received: fields (loop guard) and
  *    notes Message-ID: and Date:, calling end_headers exactly once where
  *    the header section ends, so missing fields are added there
- *    (RFC 6409 §8) without buffering the message.
+ *    (RFC 6409 §8) without buffering the message;
+ *  - notes whether any stored octet is over 127, whatever BODY= said.
  * Long lines are kept whole (RFC 5321 §4.5.3.1.6 allows accepting them).
  * Memory use is this struct: constant whatever the input.
  */
@@ -44,6 +45,7 @@ struct smtp_data {
 	unsigned received;       /* Received: fields seen */
 	int have_msgid, have_date;
 	int bare_eol;            /* a bare CR or LF was seen */
+	int eightbit;            /* an octet over 127 was emitted */
 	int too_big;             /* limit exceeded */
 	int emit_failed;         /* emit returned non-zero */
 	int done;                /* DATA terminator seen / raw stream ended */

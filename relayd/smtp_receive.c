@@ -226,7 +226,8 @@ static void finish_content(struct smtp_session *s, enum smtp_count which)
 		.id = t->id,
 		.arrival = t->arrival_us,
 		.flags = (t->mail.smtputf8 ? QUEUE_F_SMTPUTF8 : 0) |
-			 (t->mail.body_8bit ? QUEUE_F_8BITMIME : 0),
+			 (t->mail.body_8bit ? QUEUE_F_8BITMIME : 0) |
+			 (t->data.eightbit ? QUEUE_F_8BITDATA : 0) | QUEUE_F_SCANNED,
 		.ret = (enum queue_ret)t->mail.ret,
 		.sender = t->mail.addr,
 		.envid = t->mail.envid[0] ? t->mail.envid : NULL,

@@ -209,18 +209,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
 /* Load the configuration; warnings are shown only with errors. */
 static int load_config(struct config *cfg, const char *path)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&text, &len);
-	int rc = config_load(cfg, path, errs ? errs : stderr);
-	if (errs)
-		fclose(errs);
-	if (rc && text)
-		fputs(text, stderr);
-	free(text);
-	if (rc)
-		msg("%s: cannot use this configuration", path);
-	return rc ? -1 : 0;
+	if (config_load_quiet(cfg, path, stderr) == 0)
+		return 0;
+	msg("%s: cannot use this configuration", path);
+	return -1;
 }
 
 /* The first smtp_listen address that can be reached on loopback and

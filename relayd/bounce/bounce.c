@@ -123,7 +123,8 @@ static void job_work(uv_work_t *w)
 	struct queue_msg nm = {
 		.id = j->newid, .arrival = now * 1000000, .sender = "",
 		.flags = QUEUE_F_BOUNCE | (j->notice ? QUEUE_F_NOTICE : 0) |
-			 (res.eightbit ? QUEUE_F_8BITMIME : 0) |
+			 (res.eightbit ? QUEUE_F_8BITMIME | QUEUE_F_8BITDATA : 0) |
+			 QUEUE_F_SCANNED |
 			 (m->flags & QUEUE_F_SMTPUTF8),
 		.client_name = "localhost", .client_addr = "127.0.0.1",
 		.nrcpt = 1, .rcpt = &nr,

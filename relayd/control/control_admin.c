@@ -13,16 +13,19 @@ struct control_action {
 	const char *done;           /* the postsuper log text, or NULL */
 	int wakes;                  /* makes mail due now */
 	int cancels;                /* takes mail away from deliveries */
+	int lifts;                  /* lifts its destinations' backoff */
 };
 
-/* deliver is flush for one message: its deferred recipients due now. */
+/* deliver is flush for one message: its deferred recipients due now.
+ * Both lift the backoff of the destinations concerned, as postqueue -f
+ * does for dead ones: an admin who fixed the next hop wants mail now. */
 static const struct control_action actions[] = {
-	{ "hold", QUEUE_ADMIN_HOLD, "placed on hold", 0, 1 },
-	{ "release", QUEUE_ADMIN_RELEASE, "released from hold", 1, 0 },
-	{ "delete", QUEUE_ADMIN_DELETE, "removed", 0, 1 },
-	{ "requeue", QUEUE_ADMIN_REQUEUE, "requeued", 1, 0 },
-	{ "flush", QUEUE_ADMIN_FLUSH, NULL, 1, 0 },
-	{ "deliver", QUEUE_ADMIN_FLUSH, NULL, 1, 0 },
+	{ "hold", QUEUE_ADMIN_HOLD, "placed on hold", 0, 1, 0 },
+	{ "release", QUEUE_ADMIN_RELEASE, "released from hold", 1, 0, 0 },
+	{ "delete", QUEUE_ADMIN_DELETE, "removed", 0, 1, 0 },
+	{ "requeue", QUEUE_ADMIN_REQUEUE, "requeued", 1, 0, 0 },
+	{ "flush", QUEUE_ADMIN_FLUSH, NULL, 1, 0, 1 },
+	{ "deliver", QUEUE_ADMIN_FLUSH, NULL, 1, 0, 1 },
 };
 
 const struct control_action *control_action_find(const char *name)
@@ -83,6 +86,8 @@ static void on_op_done(void *arg, int status, const struct queue_op *op)
 			log_info(LOG_SVC_POSTSUPER, "%s: %s", it->id.s, run->a->done);
 		if (run->a->cancels && run->h && run->h->cancel_msg)
 			run->h->cancel_msg(run->h->arg, it->id.s);
+		if (run->a->lifts && run->h && run->h->lift_msg)
+			run->h->lift_msg(run->h->arg, it->id.s);
 	} else if (status == QUEUE_ENOENT) {
 		run->res.missing++;
 		note_error(run, it->id.s, "no such message");

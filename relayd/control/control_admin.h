@@ -27,6 +27,8 @@ struct control_hooks {
 	void (*queue_changed)(void *arg);
 	/* Message id is gone: abort its deliveries in flight. */
 	int (*cancel_msg)(void *arg, const char *id);
+	/* Message id was flushed: its destinations' backoff is lifted. */
+	void (*lift_msg)(void *arg, const char *id);
 	/* Add the scheduler's counters to a status reply. */
 	void (*stats)(void *arg, json_t *out);
 };

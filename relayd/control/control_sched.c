@@ -15,6 +15,11 @@ static int cancel(void *arg, const char *id)
 	return sched_cancel_msg(arg, id);
 }
 
+static void lift(void *arg, const char *id)
+{
+	sched_lift_msg(arg, id);
+}
+
 static void stats(void *arg, json_t *out)
 {
 	struct sched_stats st;
@@ -33,5 +38,6 @@ static void stats(void *arg, json_t *out)
 void control_hooks_sched(struct control_hooks *h, struct sched *s)
 {
 	*h = (struct control_hooks){ .arg = s, .queue_changed = wake,
-				     .cancel_msg = cancel, .stats = stats };
+				     .cancel_msg = cancel, .lift_msg = lift,
+				     .stats = stats };
 }

@@ -432,7 +432,8 @@ static void prepare_send(struct dmsg *m)
 	memset(&m->cm, 0, sizeof(m->cm));
 	m->cm.sender = m->m.sender;
 	m->cm.size = m->m.size;
-	m->cm.flags = (m->m.flags & QUEUE_F_8BITMIME ? SMTPC_MSG_8BIT : 0) |
+	m->cm.flags = (queue_msg_8bit(m->m.flags) ? SMTPC_MSG_8BIT : 0) |
+		      (m->m.flags & QUEUE_F_8BITMIME ? SMTPC_MSG_BODY8BIT : 0) |
 		      (m->m.flags & QUEUE_F_SMTPUTF8 ? SMTPC_MSG_SMTPUTF8 : 0);
 	m->cm.ret = m->m.ret;
 	m->cm.envid = m->m.envid;
@@ -442,31 +443,40 @@ static void prepare_send(struct dmsg *m)
 	m->cm.body.arg = m;
 }
 
+/* A message the hop cannot take (over its SIZE, 8-bit or SMTPUTF8 it
+ * lacks) is done inside smtp_client_send: j->cur is set before the call,
+ * and the on_message_done it makes leaves the next message to this loop
+ * (in_send) instead of recursing once per refused message. */
 static void send_next(struct job *j)
 {
 	struct dmsg *m;
-	if (!j->cl || j->cur)
+	if (!j->cl || j->cur || j->in_send)
 		return;
-	while ((m = pop(&j->todo, &j->todo_tail))) {
+	j->in_send = 1;
+	while (!j->cur && (m = pop(&j->todo, &j->todo_tail))) {
 		if (m->cancel || j->s->stopping) {
 			decide_rest(m, NULL, NULL, 0);
 			hand_over(j, m);
 			continue;
 		}
 		prepare_send(m);
+		m->sending = 1;
+		j->cur = m;
 		if (smtp_client_send(j->cl, &m->cm)) {
 			/* the session is ending: on_closed takes it from here */
+			m->sending = 0;
+			j->cur = NULL;
 			m->next = j->todo;
 			j->todo = m;
 			if (!j->todo_tail)
 				j->todo_tail = m;
+			j->in_send = 0;
 			return;
 		}
-		m->sending = 1;
-		j->cur = m;
-		return;
 	}
-	smtp_client_quit(j->cl);
+	j->in_send = 0;
+	if (!j->cur)
+		smtp_client_quit(j->cl);
 }
 
 static void on_closed(void *arg, const struct smtp_client_result *res)

@@ -200,6 +200,20 @@ void dest_conn_ok(struct dest *d)
 	d->blocked_until = 0;
 }
 
+void dest_lift(struct dest *d)
+{
+	if (!d->blocked_until && !d->conn_fails && d->limit == UINT32_MAX &&
+	    !d->gap_ms)
+		return;
+	log_info(LOG_SVC_QMGR, "%s: backoff and pace reset by flush", d->name);
+	d->blocked_until = 0;
+	d->conn_fails = 0;
+	d->limit = UINT32_MAX;
+	d->gap_ms = 0;
+	d->ok_streak = 0;
+	d->next_slot_ms = 0;
+}
+
 /* word at p, not inside a longer word */
 static int has_word(const char *text, const char *w)
 {

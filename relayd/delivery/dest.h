@@ -60,6 +60,9 @@ void dest_success(struct dest *d, const struct config *cfg);
 void dest_conn_failed(struct dest *d, const struct config *cfg, int64_t now,
 		      int64_t *until);
 void dest_conn_ok(struct dest *d);
+/* The admin flushed mail for d: forget its backoff and slowed pace, so
+ * that it is tried now at full speed (logged when there was any). */
+void dest_lift(struct dest *d);
 
 /* 1 when code and text say "too fast" rather than "not now". */
 int dest_is_throttle(int code, const char *text);

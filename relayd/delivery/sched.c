@@ -524,6 +524,31 @@ static void recover(struct sched *s)
 		queue_op_free(op);
 }
 
+void sched_lift_msg(struct sched *s, const char *id)
+{
+	struct queue_read *r;
+	struct queue_msg m;
+	if (queue_read_begin(s->q, &r))
+		return;
+	memset(&m, 0, sizeof(m));
+	if (queue_msg_get(r, id, &m) == 0)
+		for (uint32_t i = 0; i < m.nrcpt; i++) {
+			const struct queue_rcpt *q = &m.rcpt[i];
+			char name[QUEUE_DEST_MAX + 1];
+			if (q->state != QUEUE_RCPT_PENDING && q->state != QUEUE_RCPT_DEFERRED)
+				continue;
+			if (s->cfg->relayhost.host)
+				snprintf(name, sizeof(name), "%s", s->cfg->relayhost.host);
+			else
+				queue_dest_of(q->addr, name);
+			struct dest *d = dest_get(s->dests, name, 0);
+			if (d)
+				dest_lift(d);
+		}
+	queue_msg_clear(&m);
+	queue_read_end(r);
+}
+
 void sched_start(struct sched *s)
 {
 	s->started = 1;

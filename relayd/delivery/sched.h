@@ -6,7 +6,8 @@
  * delivery_concurrency, and commits each result under its claim.
  *
  * Everything here runs on the scheduler's loop thread.  The control
- * socket uses sched_wake, sched_cancel_msg and sched_stats.
+ * socket uses sched_wake, sched_cancel_msg, sched_lift_msg and
+ * sched_stats.
  */
 #ifndef RELAYD_DELIVERY_SCHED_H
 #define RELAYD_DELIVERY_SCHED_H
@@ -36,6 +37,11 @@ void sched_set_report_ops(struct sched *s, const struct sched_report_ops *ops);
 /* Read the due index now: after new mail was committed, or a flush,
  * requeue or release.  Cheap; many calls in one loop turn make one read. */
 void sched_wake(struct sched *s);
+
+/* Message id was flushed: the destinations of its live recipients lose
+ * their backoff and slowed pace (the queue's blocks are lifted by the
+ * flush itself). */
+void sched_lift_msg(struct sched *s, const char *id);
 
 /* A message in flight is being deleted or held: deliveries carrying it
  * abandon it before the final dot (a transaction past the dot is let

@@ -98,6 +98,7 @@ struct job {
 	size_t nhops, hop;
 	struct smtp_client *cl;
 	int ready, reached, clear_retry, hop_again;
+	int in_send;                  /* send_next is running */
 	unsigned reconnects;          /* fresh connections to the same hop */
 	unsigned sent_on_conn;
 	enum config_tls_level tls;

@@ -532,7 +532,8 @@ static int send_mail(struct smtp_client *s)
 	const struct smtp_client_msg *m = s->msg;
 	char size[32] = "", envid[300] = "";
 	const char *ret = "";
-	int eight = (m->flags & SMTPC_MSG_8BIT) && s->ext.eightbit;
+	int eight = (m->flags & (SMTPC_MSG_8BIT | SMTPC_MSG_BODY8BIT)) &&
+		    s->ext.eightbit;
 
 	if (s->ext.size)
 		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)m->size);

@@ -27,7 +27,10 @@
  * for the message in progress (every recipient not yet decided gets the
  * failure) and then on_closed; one that fails before it was ready calls
  * on_closed only.  on_closed is always called exactly once, never from
- * inside smtp_client_start / send / quit / abandon.
+ * inside smtp_client_start / send / quit / abandon.  on_message_done
+ * may come from inside smtp_client_send: a message the hop's EHLO
+ * already rules out (SIZE, 8BITMIME, SMTPUTF8) is done without a
+ * command.
  *
  * Ownership: opts is copied.  A message and its recipients (and the
  * strings they point to) belong to the caller and must stay valid until
@@ -137,6 +140,9 @@ struct smtp_client_rcpt {
  * about the content, not the submitter's BODY= declaration: clients
  * often declare 8BITMIME for 7-bit mail, which any hop takes as is. */
 #define SMTPC_MSG_8BIT     0x01u
+/* The submitter declared BODY=8BITMIME: passed on when the hop offers
+ * 8BITMIME, even for 7-bit content; never a reason to refuse. */
+#define SMTPC_MSG_BODY8BIT 0x04u
 /* The envelope needs SMTPUTF8 (RFC 6531): refused before MAIL by a hop
  * without it. */
 #define SMTPC_MSG_SMTPUTF8 0x02u

@@ -21,10 +21,10 @@ ACTIVE_RE = re.compile(
 RELAY_RE = re.compile(r"^([^\[\]]+)\[([0-9a-fA-F.:]+)\]:(\d+)$")
 
 
-def submit(r, rcpts, sender="sender@client.test", body=None, subject="test"):
+def submit(r, rcpts, sender="sender@client.test", body=None, subject="test", params=""):
     """Send one message through relayd's smtp port; its queue id."""
     c = session(r)
-    c.cmd("MAIL FROM:<%s>" % sender)
+    c.cmd("MAIL FROM:<%s>%s" % (sender, params and " " + params))
     for a in rcpts:
         c.cmd("RCPT TO:<%s>" % a)
     c.cmd("DATA")

@@ -48,7 +48,7 @@ check "the unit starts the installed relayd in the foreground" \
 check "no ExecStartPre: a failed one would restart in a loop" bash -c "! grep -q '^ExecStartPre=' '$unit'"
 check "no placeholder left in the unit" bash -c "! grep -q '@[a-z]*@' '$unit'"
 for want in Type=notify Restart=on-failure RestartPreventExitStatus=78 ProtectSystem=strict \
-	ReadWritePaths=/var/spool/relayd PrivateTmp=yes NoNewPrivileges=yes \
+	ReadWritePaths=/var/spool/relayd PrivateTmp=yes NoNewPrivileges=yes TimeoutStopSec=660s \
 	'CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN'; do
 	check "the unit has $want" grep -qx "$want" "$unit"
 done

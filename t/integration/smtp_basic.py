@@ -120,7 +120,7 @@ try:
     env, rc = parse_env(r.envelope(id1))
     t.eq(env.get("sender"), "alice@example.org", "single: envelope sender")
     t.eq([x.get("rcpt") for x in rc], ["bob@example.net"], "single: envelope recipients")
-    t.eq(env.get("flags"), "0", "single: no SMTPUTF8/8BITMIME flags")
+    t.eq(env.get("flags"), "128", "single: SCANNED only (7-bit, no SMTPUTF8/8BITMIME)")
     t.eq(env.get("client"), "unknown[127.0.0.1]", "single: envelope client")
     t.eq(env.get("helo"), "client.example", "single: envelope helo")
     check_exact(r, id1, msg1, "single", rcpt="bob@example.net")
@@ -220,7 +220,7 @@ try:
     s.quit()
     t.ok(id4 is not None and id4 in r.queue_ids(), "8bit: queued and in the queue")
     env, _ = parse_env(r.envelope(id4))
-    t.eq(env.get("flags"), "2", "8bit: envelope flags = 8BITMIME")
+    t.eq(env.get("flags"), "194", "8bit: envelope flags = 8BITMIME|8BITDATA|SCANNED")
     check_exact(r, id4, msg4, "8bit")
 
     # ---- 5. SMTPUTF8 -------------------------------------------------------
@@ -239,7 +239,7 @@ try:
     env, rc = parse_env(r.envelope(id5))
     t.eq(env.get("sender"), u_from, "utf8: envelope sender (UTF-8)")
     t.eq([x.get("rcpt") for x in rc], [u_to], "utf8: envelope recipient (UTF-8)")
-    t.eq(env.get("flags"), "3", "utf8: envelope flags = SMTPUTF8|8BITMIME")
+    t.eq(env.get("flags"), "195", "utf8: envelope flags = SMTPUTF8|8BITMIME|8BITDATA|SCANNED")
     t.eq(env.get("ret"), "2", "utf8: RET=FULL stored")
     check_exact(r, id5, msg5, "utf8", rcpt=u_to)
     rec, _ = split_received(r.body(id5))

@@ -370,7 +370,17 @@ static void test_dests(struct queue *q)
 	ok(n == 2 && !strcmp(d[1].name, "dest-b.example") && d[1].when == 5000,
 	   "it sorts at its end of block");
 	queue_read_end(r);
-	run(q, queue_op_dest_block("dest-b.example", 0));
+	run(q, queue_op_dest_block("dest-a.example", 5000));
+	is_int(run(q, queue_op_admin(b.s, QUEUE_ADMIN_FLUSH)), 0, "flush the dest-b message");
+	queue_read_begin(q, &r);
+	queue_dest_get(r, "dest-b.example", &d[0]);
+	ok(d[0].blocked_until == 0 && d[0].when <= time(NULL),
+	   "flush lifts the block of its recipients' destination");
+	queue_dest_get(r, "dest-a.example", &d[0]);
+	is_int(d[0].blocked_until, 5000, "and of no other destination");
+	queue_read_end(r);
+	ok(dests_consistent(q), "destination index consistent after the flush");
+	run(q, queue_op_dest_block("dest-a.example", 0));
 
 	struct queue_rcpt_update u = { .rcpt = 1, .state = QUEUE_RCPT_SENT };
 	run(q, queue_op_rcpt_update(a.s, &u, 1));

@@ -194,5 +194,15 @@ int main(void)
 		}
 	}
 	ok(sound, "20000 random inputs end exactly at the first <CRLF>.<CRLF>");
+
+	/* The 8-bit fact, whole and byte by byte, header or body. */
+	for (int bw = 0; bw < 2; bw++) {
+		run(&d, &o, SMTP_DATA_DOT, S("Subject: a\r\n\r\nplain ASCII ~\x7f\r\n.\r\n"), bw);
+		is_int(d.eightbit, 0, "7-bit content: eightbit 0");
+		run(&d, &o, SMTP_DATA_DOT, S("Subject: a\r\n\r\nK\xc3\xb6ln\r\n.\r\n"), bw);
+		is_int(d.eightbit, 1, "an octet over 127 in the body: eightbit 1");
+		run(&d, &o, SMTP_DATA_RAW, S("Subject: \x80\r\n\r\nx\r\n"), bw);
+		is_int(d.eightbit, 1, "in a header field (BDAT): eightbit 1");
+	}
 	return done_testing();
 }
